@@ -1,0 +1,314 @@
+"""The `todo-mcp` command line: serve, stdio, db, users, token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from todo_mcp.config import Settings
+from todo_mcp.db import migrate
+from todo_mcp.db.engine import Database
+from todo_mcp.logs import configure_logging
+from todo_mcp.services import users
+from todo_mcp.services.errors import DomainError, UserNotFound
+from todo_mcp.services.identity import Caller
+from todo_mcp.services.tokens import TokenService
+
+app = typer.Typer(
+    help="todo-mcp: a multi-user task service for AI agents (MCP) and people.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+
+# stdout belongs to the MCP stream in stdio mode, so everything human goes to stderr.
+err = Console(stderr=True)
+out = Console()
+log = logging.getLogger("todo_mcp")
+T = TypeVar("T")
+
+DEMO_USER = "demo"
+DEMO_EMAIL = "demo@example.com"
+
+
+class Fatal(Exception):
+    """Stop the command with this message and exit status 2."""
+
+
+def load_settings() -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
+        err.print(f"[red]Configuration error:[/red] {problems}")
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format, sql_echo=settings.database_echo)
+    return settings
+
+
+def run_async(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run one async job on a fresh engine, turning domain errors into a clear exit."""
+
+    async def main() -> T:
+        db = Database.from_settings(settings)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except (DomainError, Fatal) as exc:
+        message = exc.message if isinstance(exc, DomainError) else str(exc)
+        err.print(f"[red]Error:[/red] {message}")
+        raise typer.Exit(2) from None
+
+
+async def prepare_database(db: Database, settings: Settings) -> None:
+    """The embedded default migrates itself; a server database must be migrated on purpose."""
+    if settings.is_sqlite:
+        await migrate.upgrade(db.engine)
+        return
+    try:
+        current = await migrate.current_revision(db.engine)
+    except Exception as exc:
+        raise Fatal(f"cannot reach the database at {settings.database_url_for_logs}: {exc}") from exc
+    if current != migrate.head_revision():
+        raise Fatal(
+            f"the database schema is at {current or 'nothing'}, this code needs {migrate.head_revision()}; "
+            "run: todo-mcp db upgrade"
+        )
+
+
+def stdio_config(user_id: str, settings: Settings) -> str:
+    database_url = settings.database_url
+    if settings.is_sqlite:
+        # A desktop client starts the server in a directory of its own choosing.
+        database = make_url(database_url).database or "todo.db"
+        database_url = f"sqlite:///{Path(database).resolve()}"
+    executable = Path(sys.argv[0]).resolve()
+    server = {
+        "command": str(executable),
+        "args": ["stdio", "--user", user_id],
+        "env": {"DATABASE_URL": database_url},
+    }
+    return json.dumps({"mcpServers": {"todo": server}}, indent=2)
+
+
+def print_connect_help(settings: Settings, host: str, port: int, demo_user: str | None) -> None:
+    base = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
+    user = demo_user or "YOUR_USER_ID"
+    auth = "" if not settings.auth_enabled else ' -H "Authorization: Bearer $(todo-mcp token ' + user + ')"'
+    out.print(f"\n[bold]todo-mcp[/bold] serves MCP at [cyan]{base}/mcp[/cyan] (Streamable HTTP)")
+    out.print(f"Database: {settings.database_url_for_logs}")
+    if settings.auth_enabled:
+        out.print("Tokens: required. Make one with: todo-mcp token USER_ID")
+    else:
+        out.print(
+            "[yellow]Development mode:[/yellow] no JWT_SECRET, so no token is asked "
+            "and any user_id is accepted."
+        )
+    if demo_user:
+        out.print(f"Demo user: [bold]{demo_user}[/bold]")
+    out.print("\nTry a tool with curl:")
+    out.print(
+        f"  curl -s -X POST {base}/tools/add_task -H 'Content-Type: application/json'{auth} "
+        f'-d \'{{"user_id": "{user}", "title": "Try todo-mcp"}}\'',
+        soft_wrap=True,
+    )
+    out.print(
+        f"\nMCP Inspector: npx @modelcontextprotocol/inspector, transport Streamable HTTP, URL {base}/mcp"
+    )
+    out.print("Desktop client (stdio), add to its MCP config:")
+    out.print(stdio_config(user, settings), soft_wrap=True, highlight=False)
+    out.print("")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: MCP_SERVER_HOST or 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: MCP_SERVER_PORT or 5000].")] = None,
+    demo: Annotated[
+        bool, typer.Option(help=f"Create the user '{DEMO_USER}' if missing, for a first trial.")
+    ] = False,
+) -> None:
+    """Serve the MCP tools over Streamable HTTP (stateless, JSON), with /health and /ready."""
+    import uvicorn
+
+    from todo_mcp.mcp.http_app import build_http_app
+
+    settings = load_settings()
+    host = host or settings.mcp_server_host
+    port = port or settings.mcp_server_port
+    try:
+        settings.check_http_exposure(host)
+    except ValueError as exc:
+        err.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    async def prepare(db: Database) -> None:
+        await prepare_database(db, settings)
+        if demo:
+            async with db.transaction() as session:
+                try:
+                    await users.get_user(session, user_id=DEMO_USER)
+                except UserNotFound:
+                    await users.create_user(session, user_id=DEMO_USER, email=DEMO_EMAIL, name="Demo")
+
+    run_async(settings, prepare)
+    if not settings.auth_enabled:
+        log.warning(
+            "DEVELOPMENT MODE: no JWT_SECRET is set, so requests are not authenticated and any caller "
+            "may act as any user. Listening on %s only.",
+            host,
+        )
+    elif warning := settings.weak_secret_warning():
+        log.warning(warning)
+    print_connect_help(settings, host, port, DEMO_USER if demo else None)
+    log.info("serving MCP on http://%s:%d/mcp, database %s", host, port, settings.database_url_for_logs)
+    db = Database.from_settings(settings)
+    uvicorn.run(
+        build_http_app(settings, db, host=host),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def stdio(
+    user: Annotated[
+        str, typer.Option("--user", help="The one user this process serves; other user_ids get 403.")
+    ],
+) -> None:
+    """Serve the MCP tools over stdio for one local user (desktop MCP clients)."""
+    from todo_mcp.mcp.runtime import ToolRuntime
+    from todo_mcp.mcp.server import build_mcp_server
+
+    settings = load_settings()
+
+    async def serve_stdio(db: Database) -> None:
+        await prepare_database(db, settings)
+        async with db.transaction() as session:
+            try:
+                await users.get_user(session, user_id=user)
+            except DomainError:
+                log.warning(
+                    "user %r does not exist yet; create it with: todo-mcp users add %s --email ...",
+                    user,
+                    user,
+                )
+        server, _ = build_mcp_server(ToolRuntime(db, process_caller=Caller(user_id=user)))
+        log.info("serving MCP over stdio for user %r, database %s", user, settings.database_url_for_logs)
+        await server.run_stdio_async()
+
+    run_async(settings, serve_stdio)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Bring the database schema up to the latest revision (or the one given)."""
+    settings = load_settings()
+
+    async def work(db: Database) -> str | None:
+        await migrate.upgrade(db.engine, revision)
+        return await migrate.current_revision(db.engine)
+
+    current = run_async(settings, work)
+    err.print(f"Database {settings.database_url_for_logs} is at revision {current}.")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[
+        str, typer.Option(help="Target revision: -1 for one step, 'base' to drop everything.")
+    ] = "-1",
+) -> None:
+    """Take the database schema back down (to 'base' removes every table and its data)."""
+    settings = load_settings()
+
+    async def work(db: Database) -> str | None:
+        await migrate.downgrade(db.engine, revision)
+        return await migrate.current_revision(db.engine)
+
+    current = run_async(settings, work)
+    err.print(f"Database {settings.database_url_for_logs} is at revision {current or 'base (empty)'}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and the latest one this code knows."""
+    settings = load_settings()
+    current = run_async(settings, lambda db: migrate.current_revision(db.engine))
+    out.print(f"current: {current or 'none'}  head: {migrate.head_revision()}")
+
+
+@users_app.command("add")
+def users_add(
+    user_id: Annotated[str, typer.Argument(help="The user's id (the subject of their tokens).")],
+    email: Annotated[str, typer.Option(help="The user's email address (unique).")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+) -> None:
+    """Create a user who can then own tasks."""
+    settings = load_settings()
+
+    async def work(db: Database) -> None:
+        await prepare_database(db, settings)
+        async with db.transaction() as session:
+            await users.create_user(session, user_id=user_id, email=email, name=name)
+
+    run_async(settings, work)
+    err.print(f"User {user_id!r} created.")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List the users."""
+    settings = load_settings()
+
+    async def work(db: Database) -> list[tuple[str, str, str, str]]:
+        await prepare_database(db, settings)
+        async with db.transaction() as session:
+            return [
+                (user.id, user.email, user.name or "", user.created_at.isoformat())
+                for user in await users.list_users(session)
+            ]
+
+    table = Table("id", "email", "name", "created_at")
+    for row in run_async(settings, work):
+        table.add_row(*row)
+    out.print(table)
+
+
+@app.command()
+def token(
+    user_id: Annotated[str, typer.Argument(help="The user the token is for (its subject).")],
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Print a bearer token for USER_ID, signed with JWT_SECRET (for trials and tests)."""
+    settings = load_settings()
+    tokens = TokenService(settings)
+    try:
+        print(tokens.issue(user_id, timedelta(seconds=ttl)))
+    except DomainError as exc:
+        err.print(f"[red]Error:[/red] {exc.message}")
+        raise typer.Exit(2) from None

@@ -1,0 +1,153 @@
+"""Settings, read from the environment (and a `.env` file) and validated once at start-up.
+
+Every value has a working default for a first local run; the checks that depend on how the
+process is started (the listen address, stdio or HTTP) live in `check_http_exposure`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./todo.db"
+# HS256 secrets shorter than the hash output make brute-forcing a captured token practical.
+MIN_SECRET_BYTES = 32
+SECRET_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105
+
+log = logging.getLogger(__name__)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot work; the message says what to change."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Pick the async driver for the URL's database, so users may paste a plain URL."""
+    url = url.strip()
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ConfigError(
+        "DATABASE_URL must be a PostgreSQL URL (postgresql://user:pass@host/db) "
+        "or a SQLite URL (sqlite:///path/to/file.db)"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, validate_by_name=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = DEFAULT_SQLITE_URL
+    database_echo: bool = Field(default=False, description="Log every SQL statement (noisy).")
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_pool_timeout: float = Field(default=10.0, gt=0)
+
+    jwt_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("JWT_SECRET", "BETTER_AUTH_SECRET")
+    )
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"] = "HS256"
+    jwt_public_key: str | None = Field(
+        default=None, description="PEM public key, for RS256/ES256/EdDSA tokens."
+    )
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)
+
+    mcp_server_host: str = "127.0.0.1"
+    mcp_server_port: int = Field(default=5000, ge=1, le=65535)
+    # Host and Origin values accepted behind a proxy; empty means loopback only.
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = []
+    mcp_allowed_origins: Annotated[list[str], NoDecode] = []
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Settings:
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        asymmetric = not self.jwt_algorithm.startswith("HS")
+        if asymmetric and not self.jwt_public_key:
+            raise ConfigError(f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PUBLIC_KEY (a PEM key)")
+        if self.environment is Environment.PRODUCTION:
+            if not self.auth_enabled:
+                raise ConfigError(
+                    "ENVIRONMENT=production refuses to start without JWT_SECRET "
+                    f"(or JWT_PUBLIC_KEY); {SECRET_HINT}"
+                )
+            if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes in production; {SECRET_HINT}"
+                )
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.jwt_secret is not None or self.jwt_public_key is not None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def database_url_for_logs(self) -> str:
+        """The URL without its password, for start-up messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    def check_http_exposure(self, host: str) -> None:
+        """Refuse to serve without tokens anywhere but on this machine."""
+        if not self.auth_enabled and not is_loopback(host):
+            raise ConfigError(
+                f"refusing to listen on {host} without authentication: set JWT_SECRET "
+                f"({SECRET_HINT}), or listen on 127.0.0.1"
+            )
+
+    def weak_secret_warning(self) -> str | None:
+        if (
+            self.jwt_secret is not None
+            and len(self.jwt_secret.get_secret_value().encode()) < MIN_SECRET_BYTES
+        ):
+            return (
+                f"JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes; "
+                f"production would refuse it ({SECRET_HINT})"
+            )
+        return None

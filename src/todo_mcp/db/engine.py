@@ -1,0 +1,106 @@
+"""The process's one async engine and the unit of work that every request runs in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from todo_mcp.config import Settings
+from todo_mcp.services.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def _is_connectivity_error(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    # Pool exhaustion, and drivers that raise socket errors before any DBAPI wrapping.
+    return isinstance(exc, sa_exc.TimeoutError | OSError | ConnectionError)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Take the write lock up front: a deferred transaction that reads and then writes
+        # fails at once with "database is locked" when another process wrote in between,
+        # whatever busy_timeout says.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_sqlite:
+        # One connection: SQLite allows one writer, and a pool of writers queues on its
+        # lock with multi-second stalls; one connection queues in the pool instead, fairly.
+        engine = create_async_engine(
+            settings.database_url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=settings.database_pool_timeout,
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout,
+        pool_recycle=1800,
+        connect_args={"server_settings": {"application_name": "todo-mcp"}},
+    )
+
+
+class Database:
+    """Owns the engine; hands out one session per unit of work."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(create_engine(settings))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits when the block ends, rolls back if it raises.
+
+        Lost connections, an unreachable server and pool exhaustion come out as
+        `DatabaseUnavailable`, so every door reports them the same way.
+        """
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except Exception as exc:
+            if _is_connectivity_error(exc):
+                raise DatabaseUnavailable() from exc
+            raise
+
+    async def ping(self) -> None:
+        """Raise `DatabaseUnavailable` unless a query round-trips."""
+        async with self.transaction() as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

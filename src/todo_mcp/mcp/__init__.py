@@ -1,0 +1,1 @@
+"""The MCP door: five thin tools over the service layer, served over Streamable HTTP or stdio."""

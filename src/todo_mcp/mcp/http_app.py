@@ -1,0 +1,168 @@
+"""The MCP server over HTTP: Streamable HTTP at /mcp, POST /tools/{name}, /health and /ready.
+
+Stateless: nothing about a client outlives its request, so any number of processes on any
+number of machines can serve the same database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import (
+    RequestBodyLimitMiddleware,
+    TransportSecurityMiddleware,
+    TransportSecuritySettings,
+)
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from todo_mcp.config import Settings, is_loopback
+from todo_mcp.db.engine import Database
+from todo_mcp.mcp.envelope import failure
+from todo_mcp.mcp.runtime import ToolRuntime, request_caller
+from todo_mcp.mcp.server import build_mcp_server, invalid_arguments
+from todo_mcp.services.errors import DomainError, Unauthenticated
+from todo_mcp.services.identity import UNRESTRICTED, Caller
+from todo_mcp.services.tokens import TokenService
+
+log = logging.getLogger(__name__)
+
+PROTECTED_PREFIXES = ("/mcp", "/tools")
+LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+def transport_security(settings: Settings, host: str) -> TransportSecuritySettings:
+    """Host/Origin checks against DNS rebinding: loopback names always, plus configured ones."""
+    if settings.mcp_allowed_hosts or settings.mcp_allowed_origins or is_loopback(host):
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[*LOOPBACK_HOSTS, *settings.mcp_allowed_hosts],
+            allowed_origins=[*LOOPBACK_ORIGINS, *settings.mcp_allowed_origins],
+        )
+    # Listening on a public address with nothing configured: tokens are the protection.
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+
+def _envelope_response(code: int, message: str, challenge: str | None = None) -> JSONResponse:
+    body = failure(code, message).structured_content
+    headers = {"WWW-Authenticate": challenge} if challenge else None
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+class BearerAuth:
+    """Verifies the bearer token of every request to /mcp and /tools and binds its subject
+    as the caller; without a token service (development mode) every caller is unrestricted."""
+
+    def __init__(self, app: ASGIApp, tokens: TokenService | None) -> None:
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        caller = UNRESTRICTED
+        if self.tokens is not None:
+            scheme, _, token = (Headers(scope=scope).get("authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                # RFC 6750: no error code when no credentials were sent at all.
+                challenge = 'Bearer realm="todo-mcp"'
+                await _envelope_response(401, Unauthenticated.default_message, challenge)(
+                    scope, receive, send
+                )
+                return
+            try:
+                caller = Caller(user_id=self.tokens.verify(token.strip()))
+            except Unauthenticated as err:
+                challenge = (
+                    f'Bearer realm="todo-mcp", error="invalid_token", error_description="{err.message}"'
+                )
+                await _envelope_response(401, err.message, challenge)(scope, receive, send)
+                return
+        reset = request_caller.set(caller)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            request_caller.reset(reset)
+
+
+def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
+    runtime = ToolRuntime(db)
+    server, tools = build_mcp_server(runtime)
+    security = transport_security(settings, host)
+    request_checks = TransportSecurityMiddleware(security)
+    mcp_app = server.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=True,
+        transport_security=security,
+        max_request_body_size=settings.max_request_bytes,
+        host=host,
+    )
+
+    async def call_tool(request: Request) -> Response:
+        """Direct HTTP testing without an agent: the tool's envelope, through the same tool code."""
+        if (rejection := await request_checks.validate_request(request, is_post=True)) is not None:
+            return rejection
+        name = request.path_params["name"]
+        tool = tools.get(name)
+        if tool is None:
+            return _envelope_response(
+                404, f"There is no tool named {name!r}; the tools are {', '.join(tools)}."
+            )
+        try:
+            arguments: Any = json.loads(await request.body() or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _envelope_response(
+                400, "The request body is not valid JSON; send the arguments as an object."
+            )
+        if not isinstance(arguments, dict):
+            return _envelope_response(400, "The request body must be a JSON object of the tool's arguments.")
+        try:
+            result = await server.call_tool(name, arguments)
+        except ToolError:
+            result = invalid_arguments(tool, arguments)
+        envelope = getattr(result, "structured_content", None) or {}
+        code = envelope.get("data", {}).get("error_code", 200) if envelope.get("status") == "error" else 200
+        return JSONResponse(envelope, status_code=code)
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(_: Request) -> Response:
+        try:
+            await db.ping()
+        except DomainError as err:
+            log.warning("readiness check failed: %s", err.__cause__ or err)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready", "database": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with server.session_manager.run():
+            yield
+        await db.dispose()
+
+    routes: list[BaseRoute] = [
+        *mcp_app.routes,
+        Route(
+            "/tools/{name}",
+            RequestBodyLimitMiddleware(request_response(call_tool), settings.max_request_bytes),
+            methods=["POST"],
+        ),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+    ]
+    tokens = TokenService(settings) if settings.auth_enabled else None
+    return Starlette(routes=routes, middleware=[Middleware(BearerAuth, tokens=tokens)], lifespan=lifespan)

@@ -1,0 +1,86 @@
+"""What every tool call shares: who is calling, the unit of work, error mapping, the log line.
+
+Domain errors become the error envelope here, in one place. Anything unexpected becomes a 500
+whose message carries an error id; the full error goes to the log under that id, never to the
+caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from time import perf_counter
+
+from mcp.types import CallToolResult
+from pydantic import BaseModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from todo_mcp.db.engine import Database
+from todo_mcp.mcp.envelope import failure, success
+from todo_mcp.services.errors import DomainError, Unauthenticated
+from todo_mcp.services.identity import Caller, authorize
+
+log = logging.getLogger("todo_mcp.tools")
+
+# Set by the HTTP auth middleware for the duration of one request.
+request_caller: ContextVar[Caller | None] = ContextVar("request_caller", default=None)
+
+Operation = Callable[[AsyncSession], Awaitable[tuple[BaseModel, str]]]
+
+
+def new_error_id() -> str:
+    return secrets.token_hex(6)
+
+
+def log_call(tool: str, user_id: object, outcome: str | int, started: float) -> None:
+    log.info(
+        "tool=%s user=%r outcome=%s duration_ms=%.1f",
+        tool,
+        user_id,
+        outcome,
+        (perf_counter() - started) * 1000,
+    )
+
+
+class ToolRuntime:
+    """Runs one tool operation for the current caller inside one transaction."""
+
+    def __init__(self, db: Database, *, process_caller: Caller | None = None) -> None:
+        self.db = db
+        # The caller when no HTTP request set one: the stdio user, or an in-process test's.
+        # None makes a request without a verified caller fail closed.
+        self._process_caller = process_caller
+
+    def current_caller(self) -> Caller:
+        caller = request_caller.get() or self._process_caller
+        if caller is None:
+            raise Unauthenticated()
+        return caller
+
+    async def run(self, tool: str, user_id: str, operation: Operation) -> CallToolResult:
+        started = perf_counter()
+        try:
+            authorize(self.current_caller(), user_id)
+            async with self.db.transaction() as session:
+                data, message = await operation(session)
+        except DomainError as err:
+            if err.code >= 500:
+                error_id = new_error_id()
+                log.error("tool=%s error_id=%s %s", tool, error_id, err.message, exc_info=err.__cause__)
+                log_call(tool, user_id, err.code, started)
+                return failure(err.code, f"{err.message} (error id {error_id})")
+            log_call(tool, user_id, err.code, started)
+            return failure(err.code, err.message)
+        except Exception:
+            error_id = new_error_id()
+            log.exception("tool=%s error_id=%s unexpected error", tool, error_id)
+            log_call(tool, user_id, 500, started)
+            return failure(
+                500,
+                f"The server failed to complete {tool} (error id {error_id}); "
+                "try again, and report the error id if it persists.",
+            )
+        log_call(tool, user_id, "ok", started)
+        return success(data, message)

@@ -1,0 +1,85 @@
+"""The MCP server object: the five tools, and arguments that fail validation turned into envelopes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from time import perf_counter
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult
+from pydantic import ValidationError
+
+import todo_mcp
+from todo_mcp.mcp.envelope import failure
+from todo_mcp.mcp.runtime import ToolRuntime, log_call
+from todo_mcp.mcp.tools import build_tools
+
+INSTRUCTIONS = (
+    "A to-do list service. Every tool acts on one user's tasks, named by user_id. "
+    "Use list_tasks to find task ids; add_task, complete_task, update_task and delete_task change tasks. "
+    "Every result is an envelope {status, data, message}; on error, data.error_code says why "
+    "(400 bad input, 403 wrong user, 404 not found, 503 try again later)."
+)
+
+
+def invalid_arguments(tool: Tool, arguments: Mapping[str, Any] | None) -> CallToolResult:
+    """The 400 envelope for arguments that do not match the tool's input schema.
+
+    Names each bad argument and what is wrong with it, never echoing the values back.
+    """
+    started = perf_counter()
+    problems = "the arguments do not match the input schema"
+    try:
+        tool.fn_metadata.validate_arguments(dict(arguments or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
+            for error in exc.errors()
+        )
+    user_id = (arguments or {}).get("user_id")
+    log_call(tool.name, user_id if isinstance(user_id, str) else None, 400, started)
+    return failure(
+        400, f"Invalid arguments for {tool.name}: {problems}. Fix them and call {tool.name} again."
+    )
+
+
+class ArgumentErrorsAsEnvelopes:
+    """Server middleware: the SDK reports schema-invalid arguments as bare error text; agents get
+    the same envelope (error_code 400) as for every other error instead."""
+
+    def __init__(self, tools: Mapping[str, Tool]) -> None:
+        self._tools = tools
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        # Results arrive here already in wire form (camelCase dicts).
+        if (
+            ctx.method == "tools/call"
+            and isinstance(result, dict)
+            and result.get("isError") is True
+            and "structuredContent" not in result
+            and ctx.params is not None
+        ):
+            tool = self._tools.get(str(ctx.params.get("name")))
+            arguments = ctx.params.get("arguments")
+            if tool is not None and (arguments is None or isinstance(arguments, Mapping)):
+                envelope = invalid_arguments(tool, arguments)
+                return envelope.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return result
+
+
+def build_mcp_server(runtime: ToolRuntime) -> tuple[MCPServer[Any], dict[str, Tool]]:
+    tools = build_tools(runtime)
+    server: MCPServer[Any] = MCPServer(
+        "todo-mcp",
+        title="todo-mcp",
+        version=todo_mcp.__version__,
+        instructions=INSTRUCTIONS,
+        tools=list(tools.values()),
+        log_level="WARNING",
+        middleware=[ArgumentErrorsAsEnvelopes(tools)],
+    )
+    return server, tools

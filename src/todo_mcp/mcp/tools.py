@@ -1,0 +1,222 @@
+"""The five MCP tools: typed arguments in, one service call, the envelope out.
+
+Each docstring is the description a model reads when choosing a tool, so it says what the tool
+does, when to use it, and how it relates to the others. No rule lives here: lengths, ownership
+and idempotence are the service layer's.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, Field
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from todo_mcp.mcp.envelope import (
+    DeletedTaskOut,
+    DeletedTaskResult,
+    TaskListOut,
+    TaskListResult,
+    TaskOut,
+    TaskResult,
+    UpdatedTaskOut,
+    UpdatedTaskResult,
+)
+from todo_mcp.mcp.runtime import ToolRuntime
+from todo_mcp.services import tasks
+
+UserId = Annotated[
+    str,
+    Field(
+        description="The id of the user whose to-do list this is. "
+        "When the server checks tokens, it must be the token's subject."
+    ),
+]
+TaskId = Annotated[int, Field(description="The task's id (task_id), as returned by add_task or list_tasks.")]
+
+
+def _summary(count: int, status: str) -> str:
+    noun = "task" if count == 1 else "tasks"
+    qualifier = "" if status == "all" else f"{status} "
+    return f"Found {count} {qualifier}{noun}." if count else f"There are no {qualifier}tasks."
+
+
+class TaskTools:
+    """The tool functions, bound to one runtime (database and caller)."""
+
+    def __init__(self, runtime: ToolRuntime) -> None:
+        self._runtime = runtime
+
+    async def add_task(
+        self,
+        user_id: UserId,
+        title: Annotated[str, Field(description="A short name for the task, 1 to 200 characters.")],
+        description: Annotated[
+            str | None, Field(description="Optional details, up to 1000 characters.")
+        ] = None,
+    ) -> Annotated[CallToolResult, TaskResult]:
+        """Add a new task to the user's to-do list.
+
+        Use this when the user asks to add, remember, note or plan something to do. Returns the
+        new task, including the task_id that the other tools take.
+        """
+
+        async def operation(session: AsyncSession) -> tuple[BaseModel, str]:
+            task = await tasks.add_task(session, user_id=user_id, title=title, description=description)
+            return TaskOut.of(task), f"Task {task.id} '{task.title}' was added."
+
+        return await self._runtime.run("add_task", user_id, operation)
+
+    async def list_tasks(
+        self,
+        user_id: UserId,
+        status: Annotated[
+            Literal["all", "pending", "completed"],
+            Field(description="'pending' for tasks not yet done, 'completed' for done ones, 'all' for both."),
+        ] = "all",
+    ) -> Annotated[CallToolResult, TaskListResult]:
+        """List the user's tasks, oldest first.
+
+        Use this to show the to-do list, to answer questions about it, or to find the task_id of
+        a task before completing, updating or deleting it.
+        """
+
+        async def operation(session: AsyncSession) -> tuple[BaseModel, str]:
+            found = await tasks.list_tasks(session, user_id=user_id, status=status)
+            out = TaskListOut(tasks=[TaskOut.of(task) for task in found], count=len(found))
+            return out, _summary(len(found), status)
+
+        return await self._runtime.run("list_tasks", user_id, operation)
+
+    async def complete_task(self, user_id: UserId, task_id: TaskId) -> Annotated[CallToolResult, TaskResult]:
+        """Mark one of the user's tasks as done.
+
+        Completing a task that is already done succeeds and changes nothing. If you do not know
+        the task_id, call list_tasks first.
+        """
+
+        async def operation(session: AsyncSession) -> tuple[BaseModel, str]:
+            done = await tasks.complete_task(session, user_id=user_id, task_id=task_id)
+            task = done.task
+            if done.already_completed:
+                return TaskOut.of(task), f"Task {task.id} '{task.title}' was already completed."
+            return TaskOut.of(task), f"Task {task.id} '{task.title}' is now completed."
+
+        return await self._runtime.run("complete_task", user_id, operation)
+
+    async def delete_task(
+        self, user_id: UserId, task_id: TaskId
+    ) -> Annotated[CallToolResult, DeletedTaskResult]:
+        """Permanently delete one of the user's tasks.
+
+        This cannot be undone. To mark a task as done, use complete_task instead; delete only
+        when the user asks to remove the task.
+        """
+
+        async def operation(session: AsyncSession) -> tuple[BaseModel, str]:
+            task = await tasks.delete_task(session, user_id=user_id, task_id=task_id)
+            assert task.id is not None
+            return DeletedTaskOut(
+                task_id=task.id, title=task.title
+            ), f"Task {task.id} '{task.title}' was deleted."
+
+        return await self._runtime.run("delete_task", user_id, operation)
+
+    async def update_task(
+        self,
+        user_id: UserId,
+        task_id: TaskId,
+        title: Annotated[
+            str | None, Field(description="The new title, 1 to 200 characters; omit to keep the current one.")
+        ] = None,
+        description: Annotated[
+            str | None,
+            Field(
+                description="The new description, up to 1000 characters; an empty string removes it; "
+                "omit to keep the current one."
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, UpdatedTaskResult]:
+        """Change the title and/or the description of one of the user's tasks.
+
+        Give at least one of title and description. To mark a task as done use complete_task;
+        this tool does not change completion.
+        """
+
+        async def operation(session: AsyncSession) -> tuple[BaseModel, str]:
+            update = await tasks.update_task(
+                session, user_id=user_id, task_id=task_id, title=title, description=description
+            )
+            task = TaskOut.of(update.task)
+            out = UpdatedTaskOut(task_id=task.task_id, updated_fields=update.updated_fields, task=task)
+            return out, f"Task {task.task_id} was updated ({', '.join(update.updated_fields)})."
+
+        return await self._runtime.run("update_task", user_id, operation)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    annotations: ToolAnnotations
+
+
+# What each tool does to the user's data, for clients that ask before acting.
+SPECS = (
+    ToolSpec(
+        "add_task",
+        "Add a task",
+        ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+        ),
+    ),
+    ToolSpec(
+        "list_tasks",
+        "List tasks",
+        ToolAnnotations(
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    ),
+    ToolSpec(
+        "complete_task",
+        "Complete a task",
+        ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    ),
+    ToolSpec(
+        "delete_task",
+        "Delete a task",
+        ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+        ),
+    ),
+    ToolSpec(
+        "update_task",
+        "Update a task",
+        # Overwrites the title or description: destructive in MCP's sense, and idempotent.
+        ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
+    ),
+)
+
+
+def build_tools(runtime: ToolRuntime) -> dict[str, Tool]:
+    functions = TaskTools(runtime)
+    built: dict[str, Tool] = {}
+    for spec in SPECS:
+        fn: Any = getattr(functions, spec.name)
+        built[spec.name] = Tool.from_function(
+            fn,
+            name=spec.name,
+            title=spec.title,
+            description=inspect.cleandoc(fn.__doc__ or ""),
+            annotations=spec.annotations,
+            structured_output=True,
+        )
+    return built

@@ -1,0 +1,63 @@
+"""Typed domain errors. Each door maps them to its own shape in one place.
+
+`code` is the HTTP-like status every door reports; `message` is safe to show a caller:
+it says what was wrong and how to fix it, and never carries database or stack text.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code: int = 500
+    default_message = "The request failed."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class InvalidInput(DomainError):
+    code = 400
+    default_message = "The input is invalid."
+
+
+class Unauthenticated(DomainError):
+    code = 401
+    default_message = "No valid credentials were given; send a bearer token."
+
+
+class Forbidden(DomainError):
+    code = 403
+    default_message = "These credentials do not allow acting for this user."
+
+
+class NotFound(DomainError):
+    code = 404
+    default_message = "Not found."
+
+
+class UserNotFound(NotFound):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"User '{user_id}' was not found; check the user_id.")
+
+
+class TaskNotFound(NotFound):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(
+            f"Task {task_id} was not found for this user; call list_tasks to see the valid task ids."
+        )
+
+
+class ConversationNotFound(NotFound):
+    def __init__(self, conversation_id: int) -> None:
+        super().__init__(f"Conversation {conversation_id} was not found for this user.")
+
+
+class Conflict(DomainError):
+    code = 409
+    default_message = "The request conflicts with the current state."
+
+
+class DatabaseUnavailable(DomainError):
+    code = 503
+    default_message = "The database is unavailable right now; try again in a few seconds."

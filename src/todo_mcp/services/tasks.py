@@ -1,0 +1,148 @@
+"""Tasks: every rule and query about a user's to-do items.
+
+A task that belongs to another user is reported exactly like a missing task, so no answer
+reveals whether someone else's task id exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import and_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from todo_mcp.db.models import Task, User
+from todo_mcp.db.types import utcnow
+from todo_mcp.services.errors import InvalidInput, TaskNotFound, UserNotFound
+from todo_mcp.services.users import require_user
+from todo_mcp.services.validation import check_row_id, check_user_id, clean_description, clean_title
+
+TaskStatus = Literal["all", "pending", "completed"]
+TaskField = Literal["title", "description"]
+
+
+@dataclass(frozen=True)
+class Completion:
+    task: Task
+    already_completed: bool
+
+
+@dataclass(frozen=True)
+class Update:
+    task: Task
+    updated_fields: list[TaskField]
+
+
+async def add_task(
+    session: AsyncSession, *, user_id: str, title: str, description: str | None = None
+) -> Task:
+    task = Task(
+        user_id=check_user_id(user_id),
+        title=clean_title(title),
+        description=clean_description(description),
+    )
+    session.add(task)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # The user foreign key is the only constraint an insert can break.
+        raise UserNotFound(user_id) from exc
+    return task
+
+
+async def list_tasks(session: AsyncSession, *, user_id: str, status: TaskStatus = "all") -> list[Task]:
+    """The user's tasks, oldest first. One query answers both "does the user exist" and the list."""
+    check_user_id(user_id)
+    join_on = col(Task.user_id) == col(User.id)
+    if status == "pending":
+        join_on = and_(join_on, col(Task.completed).is_(False))
+    elif status == "completed":
+        join_on = and_(join_on, col(Task.completed).is_(True))
+    rows = (
+        await session.exec(
+            select(User.id, Task)
+            .outerjoin(Task, join_on)
+            .where(col(User.id) == user_id)
+            .order_by(col(Task.id))
+        )
+    ).all()
+    if not rows:
+        raise UserNotFound(user_id)
+    return [task for _, task in rows if task is not None]
+
+
+async def get_task(session: AsyncSession, *, user_id: str, task_id: int) -> Task:
+    """The user's task, or `TaskNotFound` (or `UserNotFound` for an unknown user)."""
+    check_user_id(user_id)
+    check_row_id(task_id, "task_id")
+    result = await session.exec(select(Task).where(col(Task.id) == task_id, col(Task.user_id) == user_id))
+    task = result.first()
+    if task is None:
+        # Only the failure path pays for telling an unknown user from a missing task.
+        await require_user(session, user_id=user_id)
+        raise TaskNotFound(task_id)
+    return task
+
+
+async def complete_task(session: AsyncSession, *, user_id: str, task_id: int) -> Completion:
+    """Mark the task completed; completing a completed task succeeds and changes nothing."""
+    task = await get_task(session, user_id=user_id, task_id=task_id)
+    if task.completed:
+        return Completion(task=task, already_completed=True)
+    task.completed = True
+    task.updated_at = utcnow()
+    await session.flush()
+    return Completion(task=task, already_completed=False)
+
+
+async def set_task_completed(session: AsyncSession, *, user_id: str, task_id: int, completed: bool) -> Task:
+    task = await get_task(session, user_id=user_id, task_id=task_id)
+    if task.completed != completed:
+        task.completed = completed
+        task.updated_at = utcnow()
+        await session.flush()
+    return task
+
+
+async def delete_task(session: AsyncSession, *, user_id: str, task_id: int) -> Task:
+    """Delete the task and return it as it was."""
+    task = await get_task(session, user_id=user_id, task_id=task_id)
+    await session.delete(task)
+    await session.flush()
+    return task
+
+
+async def update_task(
+    session: AsyncSession,
+    *,
+    user_id: str,
+    task_id: int,
+    title: str | None = None,
+    description: str | None = None,
+) -> Update:
+    """Change the title, the description, or both; an empty description clears it."""
+    if title is None and description is None:
+        raise InvalidInput("Give a new title, a new description, or both; nothing was changed.")
+    new_title = clean_title(title) if title is not None else None
+    new_description = clean_description(description) if description is not None else None
+    task = await get_task(session, user_id=user_id, task_id=task_id)
+    updated: list[TaskField] = []
+    if new_title is not None:
+        task.title = new_title
+        updated.append("title")
+    if description is not None:
+        task.description = new_description
+        updated.append("description")
+    task.updated_at = utcnow()
+    await session.flush()
+    return Update(task=task, updated_fields=updated)
+
+
+def count_by_status(tasks: Sequence[Task]) -> tuple[int, int]:
+    """(pending, completed) counts, for summaries."""
+    completed = sum(1 for task in tasks if task.completed)
+    return len(tasks) - completed, completed

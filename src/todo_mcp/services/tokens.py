@@ -1,0 +1,71 @@
+"""Bearer tokens: the JWTs that bind an HTTP request to one user."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+
+from todo_mcp.config import Settings
+from todo_mcp.db.types import utcnow
+from todo_mcp.services.errors import InvalidInput, Unauthenticated
+
+DEFAULT_TTL = timedelta(hours=1)
+MAX_TTL = timedelta(days=30)
+
+
+class TokenService:
+    """Issues HS* tokens with the shared secret and verifies tokens of the configured algorithm."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._algorithm = settings.jwt_algorithm
+        secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+        self._signing_key = secret if self._algorithm.startswith("HS") else None
+        self._verifying_key = secret if self._algorithm.startswith("HS") else settings.jwt_public_key
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_seconds
+
+    @property
+    def can_issue(self) -> bool:
+        return self._signing_key is not None
+
+    def issue(self, user_id: str, ttl: timedelta = DEFAULT_TTL) -> str:
+        if self._signing_key is None:
+            raise InvalidInput("Issuing tokens needs JWT_SECRET and an HS256/HS384/HS512 JWT_ALGORITHM.")
+        if not timedelta(0) < ttl <= MAX_TTL:
+            raise InvalidInput(f"A token's lifetime must be between 1 second and {MAX_TTL.days} days.")
+        now = utcnow()
+        claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl}
+        if self._issuer:
+            claims["iss"] = self._issuer
+        if self._audience:
+            claims["aud"] = self._audience
+        return jwt.encode(claims, self._signing_key, algorithm=self._algorithm)
+
+    def verify(self, token: str) -> str:
+        """Return the token's subject (the user id), or raise `Unauthenticated` saying why."""
+        if self._verifying_key is None:
+            raise Unauthenticated("This server has no key to verify tokens with.")
+        try:
+            claims = jwt.decode(
+                token,
+                self._verifying_key,
+                algorithms=[self._algorithm],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("The token has expired; get a new one.") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("The token's signature is invalid.") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthenticated(f"The token has no '{exc.claim}' claim.") from None
+        except jwt.PyJWTError:
+            raise Unauthenticated("The token is malformed or not valid for this server.") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated("The token's subject must be a user id.")
+        return subject

@@ -1,0 +1,82 @@
+"""Input rules shared by every door: lengths, ids, and text the databases can store."""
+
+from __future__ import annotations
+
+import re
+
+from todo_mcp.db.models import DESCRIPTION_MAX, EMAIL_MAX, NAME_MAX, TITLE_MAX, USER_ID_MAX
+from todo_mcp.services.errors import InvalidInput
+
+# Ids are 64-bit on PostgreSQL; a larger number cannot name a row and would overflow the driver.
+MAX_ROW_ID = 2**63 - 1
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def storable_text(value: str, field: str) -> str:
+    """Reject text that PostgreSQL or SQLite cannot store, with a reason instead of a 500."""
+    if "\x00" in value:
+        raise InvalidInput(f"{field} must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} must be valid Unicode text (it has an unpaired surrogate).") from None
+    return value
+
+
+def clean_title(title: str) -> str:
+    title = storable_text(title, "title").strip()
+    if not title:
+        raise InvalidInput("title must not be empty; give the task a short name.")
+    if len(title) > TITLE_MAX:
+        raise InvalidInput(f"title is {len(title)} characters; the limit is {TITLE_MAX}. Shorten it.")
+    return title
+
+
+def clean_description(description: str | None) -> str | None:
+    """Strip the description; an empty one means no description."""
+    if description is None:
+        return None
+    description = storable_text(description, "description").strip()
+    if len(description) > DESCRIPTION_MAX:
+        raise InvalidInput(
+            f"description is {len(description)} characters; the limit is {DESCRIPTION_MAX}. Shorten it."
+        )
+    return description or None
+
+
+def check_user_id(user_id: str) -> str:
+    storable_text(user_id, "user_id")
+    if not user_id.strip():
+        raise InvalidInput("user_id must not be empty.")
+    if len(user_id) > USER_ID_MAX:
+        raise InvalidInput(f"user_id is longer than {USER_ID_MAX} characters.")
+    return user_id
+
+
+def check_row_id(value: int, field: str) -> int:
+    if not 1 <= value <= MAX_ROW_ID:
+        raise InvalidInput(f"{field} must be a positive integer, as returned when the item was created.")
+    return value
+
+
+def clean_email(email: str) -> str:
+    email = storable_text(email, "email").strip().lower()
+    if len(email) > EMAIL_MAX or not _EMAIL.match(email):
+        raise InvalidInput("email must be a valid address such as ada@example.com.")
+    return email
+
+
+def clean_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    name = storable_text(name, "name").strip()
+    if len(name) > NAME_MAX:
+        raise InvalidInput(f"name is longer than {NAME_MAX} characters.")
+    return name or None
+
+
+def check_page(limit: int, offset: int, *, max_limit: int) -> None:
+    if not 1 <= limit <= max_limit:
+        raise InvalidInput(f"limit must be between 1 and {max_limit}.")
+    if not 0 <= offset <= MAX_ROW_ID:
+        raise InvalidInput("offset must be zero or a positive integer.")
