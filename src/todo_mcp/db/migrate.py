@@ -27,16 +27,35 @@ def alembic_config(url: str | None = None) -> Config:
 MIGRATION_LOCK_KEY = 0x70D0
 
 
+def _sqlite_foreign_keys(connection: Connection, *, enabled: bool) -> None:
+    # Straight on the driver connection: SQLite ignores this PRAGMA inside a transaction.
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
+    cursor.close()
+
+
 def _run(connection: Connection, action: str, revision: str) -> None:
-    if connection.dialect.name == "postgresql":
-        # Two processes starting at once must not both run the same migration.
-        connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    if action == "upgrade":
-        command.upgrade(config, revision)
-    else:
-        command.downgrade(config, revision)
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch migrations rebuild a table by copying it and dropping the old one; with foreign
+        # keys on, that drop would cascade and delete every row that refers to it.
+        _sqlite_foreign_keys(connection, enabled=False)
+    try:
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                # Two processes starting at once must not both run the same migration.
+                connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            if action == "upgrade":
+                command.upgrade(config, revision)
+            else:
+                command.downgrade(config, revision)
+            if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                raise RuntimeError("the migration left rows that break a foreign key; rolled back")
+    finally:
+        if sqlite:
+            _sqlite_foreign_keys(connection, enabled=True)
 
 
 def head_revision() -> str:
@@ -46,12 +65,12 @@ def head_revision() -> str:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    async with engine.begin() as connection:
+    async with engine.connect() as connection:
         await connection.run_sync(_run, "upgrade", revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    async with engine.begin() as connection:
+    async with engine.connect() as connection:
         await connection.run_sync(_run, "downgrade", revision)
 
 
