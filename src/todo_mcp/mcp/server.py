@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
@@ -14,8 +15,10 @@ from pydantic import ValidationError
 
 import todo_mcp
 from todo_mcp.mcp.envelope import failure
-from todo_mcp.mcp.runtime import ToolRuntime, log_call
+from todo_mcp.mcp.runtime import ToolRuntime, log_call, new_error_id
 from todo_mcp.mcp.tools import build_tools
+
+log = logging.getLogger("todo_mcp.tools")
 
 INSTRUCTIONS = (
     "A to-do list service. Every tool acts on one user's tasks, named by user_id. "
@@ -25,13 +28,16 @@ INSTRUCTIONS = (
 )
 
 
-def invalid_arguments(tool: Tool, arguments: Mapping[str, Any] | None) -> CallToolResult:
-    """The 400 envelope for arguments that do not match the tool's input schema.
+def rejected_call(tool: Tool, arguments: Mapping[str, Any] | None) -> CallToolResult:
+    """The envelope for a call the SDK refused before or after running the tool function.
 
-    Names each bad argument and what is wrong with it, never echoing the values back.
+    Arguments that do not match the input schema are a 400 naming each bad argument and what is
+    wrong with it, never echoing the values back. Valid arguments mean the SDK failed on its own
+    side (it has logged why): a 500 with an error id.
     """
     started = perf_counter()
-    problems = "the arguments do not match the input schema"
+    user_id = (arguments or {}).get("user_id")
+    user = user_id if isinstance(user_id, str) else None
     try:
         tool.fn_metadata.validate_arguments(dict(arguments or {}))
     except ValidationError as exc:
@@ -39,11 +45,14 @@ def invalid_arguments(tool: Tool, arguments: Mapping[str, Any] | None) -> CallTo
             f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
             for error in exc.errors()
         )
-    user_id = (arguments or {}).get("user_id")
-    log_call(tool.name, user_id if isinstance(user_id, str) else None, 400, started)
-    return failure(
-        400, f"Invalid arguments for {tool.name}: {problems}. Fix them and call {tool.name} again."
-    )
+        log_call(tool.name, user, 400, started)
+        return failure(
+            400, f"Invalid arguments for {tool.name}: {problems}. Fix them and call {tool.name} again."
+        )
+    error_id = new_error_id()
+    log.error("tool=%s error_id=%s the MCP SDK rejected a call with valid arguments", tool.name, error_id)
+    log_call(tool.name, user, 500, started)
+    return failure(500, f"The server failed to complete {tool.name} (error id {error_id}); try again.")
 
 
 class ArgumentErrorsAsEnvelopes:
@@ -66,7 +75,7 @@ class ArgumentErrorsAsEnvelopes:
             tool = self._tools.get(str(ctx.params.get("name")))
             arguments = ctx.params.get("arguments")
             if tool is not None and (arguments is None or isinstance(arguments, Mapping)):
-                envelope = invalid_arguments(tool, arguments)
+                envelope = rejected_call(tool, arguments)
                 return envelope.model_dump(mode="json", by_alias=True, exclude_none=True)
         return result
 
