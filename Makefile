@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## Serve the MCP tools on http://127.0.0.1:5000/mcp with the embedded SQLite database.
+## Serve MCP on http://127.0.0.1:5000/mcp and REST on http://127.0.0.1:8000, on the embedded SQLite database.
 run: $(STAMP)
 	$(BIN)/todo-mcp db upgrade
-	$(BIN)/todo-mcp serve --demo
+	$(BIN)/todo-mcp serve --demo --with-api
 
 ## Lint, strict type checks and the whole test suite.
 test: $(STAMP)

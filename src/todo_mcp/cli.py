@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
+from starlette.types import ASGIApp
 
 from todo_mcp.config import Settings
 from todo_mcp.db import migrate
@@ -137,6 +138,50 @@ def print_connect_help(settings: Settings, host: str, port: int, demo_user: str 
     out.print("")
 
 
+def check_exposure(settings: Settings, *hosts: str) -> None:
+    for host in hosts:
+        try:
+            settings.check_http_exposure(host)
+        except ValueError as exc:
+            err.print(f"[red]Configuration error:[/red] {exc}")
+            raise typer.Exit(2) from None
+
+
+def warn_about_auth(settings: Settings, hosts: str) -> None:
+    if not settings.auth_enabled:
+        log.warning(
+            "DEVELOPMENT MODE: no JWT_SECRET is set, so requests are not authenticated and any caller "
+            "may act as any user. Listening on %s only.",
+            hosts,
+        )
+    elif warning := settings.weak_secret_warning():
+        log.warning(warning)
+
+
+def serve_apps(apps: list[tuple[ASGIApp, str, int]]) -> None:
+    """Run one uvicorn server per app in this process; when one stops, the others stop too."""
+    import uvicorn
+
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, server_header=False)
+        )
+        for app, host, port in apps
+    ]
+
+    async def run(server: uvicorn.Server) -> None:
+        try:
+            await server.serve()
+        finally:
+            for other in servers:
+                other.should_exit = True
+
+    async def run_all() -> None:
+        await asyncio.gather(*(run(server) for server in servers))
+
+    asyncio.run(run_all())
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -146,20 +191,22 @@ def serve(
     demo: Annotated[
         bool, typer.Option(help=f"Create the user '{DEMO_USER}' if missing, for a first trial.")
     ] = False,
+    with_api: Annotated[
+        bool, typer.Option(help="Also serve the REST API from this process, on API_HOST:API_PORT.")
+    ] = False,
+    api_port: Annotated[
+        int | None, typer.Option(help="REST API port with --with-api [default: 8000].")
+    ] = None,
 ) -> None:
     """Serve the MCP tools over Streamable HTTP (stateless, JSON), with /health and /ready."""
-    import uvicorn
-
+    from todo_mcp.api.app import build_api_app
     from todo_mcp.mcp.http_app import build_http_app
 
     settings = load_settings()
     host = host or settings.mcp_server_host
     port = port or settings.mcp_server_port
-    try:
-        settings.check_http_exposure(host)
-    except ValueError as exc:
-        err.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    api_port = api_port or settings.api_port
+    check_exposure(settings, host, *([settings.api_host] if with_api else []))
 
     async def prepare(db: Database) -> None:
         await prepare_database(db, settings)
@@ -171,25 +218,37 @@ def serve(
                     await users.create_user(session, user_id=DEMO_USER, email=DEMO_EMAIL, name="Demo")
 
     run_async(settings, prepare)
-    if not settings.auth_enabled:
-        log.warning(
-            "DEVELOPMENT MODE: no JWT_SECRET is set, so requests are not authenticated and any caller "
-            "may act as any user. Listening on %s only.",
-            host,
-        )
-    elif warning := settings.weak_secret_warning():
-        log.warning(warning)
+    warn_about_auth(settings, host)
     print_connect_help(settings, host, port, DEMO_USER if demo else None)
-    log.info("serving MCP on http://%s:%d/mcp, database %s", host, port, settings.database_url_for_logs)
     db = Database.from_settings(settings)
-    uvicorn.run(
-        build_http_app(settings, db, host=host),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
+    apps: list[tuple[ASGIApp, str, int]] = [(build_http_app(settings, db, host=host), host, port)]
+    log.info("serving MCP on http://%s:%d/mcp, database %s", host, port, settings.database_url_for_logs)
+    if with_api:
+        apps.append((build_api_app(settings, db, dispose_on_shutdown=False), settings.api_host, api_port))
+        out.print(f"REST API: http://{settings.api_host}:{api_port} (OpenAPI docs at /docs)\n")
+        log.info("serving the REST API on http://%s:%d", settings.api_host, api_port)
+    serve_apps(apps)
+
+
+@app.command()
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: API_HOST or 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: API_PORT or 8000].")] = None,
+) -> None:
+    """Serve the REST API (accounts, tasks, conversations), with OpenAPI docs at /docs."""
+    from todo_mcp.api.app import build_api_app
+
+    settings = load_settings()
+    host = host or settings.api_host
+    port = port or settings.api_port
+    check_exposure(settings, host)
+    run_async(settings, lambda db: prepare_database(db, settings))
+    warn_about_auth(settings, host)
+    log.info("serving the REST API on http://%s:%d, database %s", host, port, settings.database_url_for_logs)
+    out.print(f"REST API: http://{host}:{port} (OpenAPI docs at http://{host}:{port}/docs)")
+    serve_apps([(build_api_app(settings, Database.from_settings(settings)), host, port)])
 
 
 @app.command()

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = Field(
         default=None, description="PEM public key, for RS256/ES256/EdDSA tokens."
     )
+    jwt_jwks_url: str | None = Field(
+        default=None, description="JWKS endpoint with the public keys of RS256/ES256/EdDSA tokens."
+    )
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)
@@ -84,11 +87,16 @@ class Settings(BaseSettings):
     mcp_allowed_hosts: Annotated[list[str], NoDecode] = []
     mcp_allowed_origins: Annotated[list[str], NoDecode] = []
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    # Browser origins allowed to call the REST API, e.g. a web front end on http://localhost:3000.
+    api_cors_origins: Annotated[list[str], NoDecode] = []
+    access_token_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "api_cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -104,13 +112,19 @@ class Settings(BaseSettings):
     def _check_auth(self) -> Settings:
         secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
         asymmetric = not self.jwt_algorithm.startswith("HS")
-        if asymmetric and not self.jwt_public_key:
-            raise ConfigError(f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PUBLIC_KEY (a PEM key)")
+        if asymmetric and not (self.jwt_public_key or self.jwt_jwks_url):
+            raise ConfigError(
+                f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PUBLIC_KEY (a PEM key) or JWT_JWKS_URL"
+            )
+        if (self.jwt_jwks_url or self.jwt_public_key) and not asymmetric:
+            raise ConfigError(
+                "JWT_JWKS_URL and JWT_PUBLIC_KEY need an asymmetric JWT_ALGORITHM such as RS256 or EdDSA"
+            )
         if self.environment is Environment.PRODUCTION:
             if not self.auth_enabled:
                 raise ConfigError(
                     "ENVIRONMENT=production refuses to start without JWT_SECRET "
-                    f"(or JWT_PUBLIC_KEY); {SECRET_HINT}"
+                    f"(or JWT_PUBLIC_KEY / JWT_JWKS_URL); {SECRET_HINT}"
                 )
             if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
                 raise ConfigError(
@@ -120,7 +134,7 @@ class Settings(BaseSettings):
 
     @property
     def auth_enabled(self) -> bool:
-        return self.jwt_secret is not None or self.jwt_public_key is not None
+        return self.jwt_secret is not None or self.jwt_public_key is not None or self.jwt_jwks_url is not None
 
     @property
     def is_sqlite(self) -> bool:

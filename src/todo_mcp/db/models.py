@@ -36,6 +36,9 @@ class User(SQLModel, table=True):
     # None for users who sign in through an outside provider.
     password_hash: str | None = Field(default=None, max_length=512)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # Consecutive failed password log-ins, and until when the next one is refused.
+    failed_logins: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
+    login_locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Task(SQLModel, table=True):

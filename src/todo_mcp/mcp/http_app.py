@@ -30,7 +30,7 @@ from todo_mcp.config import Settings, is_loopback
 from todo_mcp.db.engine import Database
 from todo_mcp.mcp.envelope import failure
 from todo_mcp.mcp.runtime import ToolRuntime, request_caller
-from todo_mcp.mcp.server import build_mcp_server, invalid_arguments
+from todo_mcp.mcp.server import build_mcp_server, rejected_call
 from todo_mcp.services.errors import DomainError, Unauthenticated
 from todo_mcp.services.identity import UNRESTRICTED, Caller
 from todo_mcp.services.tokens import TokenService
@@ -132,7 +132,7 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
         try:
             result = await server.call_tool(name, arguments)
         except ToolError:
-            result = invalid_arguments(tool, arguments)
+            result = rejected_call(tool, arguments)
         envelope = getattr(result, "structured_content", None) or {}
         code = envelope.get("data", {}).get("error_code", 200) if envelope.get("status") == "error" else 200
         return JSONResponse(envelope, status_code=code)

@@ -58,6 +58,24 @@ class Conflict(DomainError):
     default_message = "The request conflicts with the current state."
 
 
-class DatabaseUnavailable(DomainError):
+class TooManyAttempts(DomainError):
+    code = 429
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(
+            f"Too many failed log-ins for this account; try again in {retry_after_seconds} seconds."
+        )
+
+
+class Unavailable(DomainError):
     code = 503
+    default_message = "The service is unavailable right now; try again in a few seconds."
+
+
+class DatabaseUnavailable(Unavailable):
     default_message = "The database is unavailable right now; try again in a few seconds."
+
+
+class KeysUnavailable(Unavailable):
+    default_message = "The keys to verify tokens cannot be fetched right now; try again in a few seconds."

@@ -6,7 +6,6 @@ reveals whether someone else's task id exists.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,13 +98,37 @@ async def complete_task(session: AsyncSession, *, user_id: str, task_id: int) ->
     return Completion(task=task, already_completed=False)
 
 
-async def set_task_completed(session: AsyncSession, *, user_id: str, task_id: int, completed: bool) -> Task:
+async def set_task_completed(
+    session: AsyncSession, *, user_id: str, task_id: int, completed: bool | None
+) -> Task:
+    """Set the task's completion; None flips it (what web front ends send as an empty PATCH)."""
     task = await get_task(session, user_id=user_id, task_id=task_id)
+    if completed is None:
+        completed = not task.completed
     if task.completed != completed:
         task.completed = completed
         task.updated_at = utcnow()
         await session.flush()
     return task
+
+
+async def edit_task(
+    session: AsyncSession,
+    *,
+    user_id: str,
+    task_id: int,
+    title: str | None = None,
+    description: str | None = None,
+    completed: bool | None = None,
+) -> Task:
+    """Change any of title, description and completion at once (a REST PUT)."""
+    if title is None and description is None and completed is None:
+        raise InvalidInput("Give at least one of title, description and completed; nothing was changed.")
+    if title is not None or description is not None:
+        await update_task(session, user_id=user_id, task_id=task_id, title=title, description=description)
+    if completed is None:
+        return await get_task(session, user_id=user_id, task_id=task_id)
+    return await set_task_completed(session, user_id=user_id, task_id=task_id, completed=completed)
 
 
 async def delete_task(session: AsyncSession, *, user_id: str, task_id: int) -> Task:
@@ -140,9 +163,3 @@ async def update_task(
     task.updated_at = utcnow()
     await session.flush()
     return Update(task=task, updated_fields=updated)
-
-
-def count_by_status(tasks: Sequence[Task]) -> tuple[int, int]:
-    """(pending, completed) counts, for summaries."""
-    completed = sum(1 for task in tasks if task.completed)
-    return len(tasks) - completed, completed

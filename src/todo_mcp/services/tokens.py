@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import anyio.to_thread
 import jwt
 
 from todo_mcp.config import Settings
 from todo_mcp.db.types import utcnow
-from todo_mcp.services.errors import InvalidInput, Unauthenticated
+from todo_mcp.services.errors import InvalidInput, KeysUnavailable, Unauthenticated
 
 DEFAULT_TTL = timedelta(hours=1)
 MAX_TTL = timedelta(days=30)
@@ -25,6 +26,11 @@ class TokenService:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
+        self._jwks = (
+            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300, timeout=5)
+            if settings.jwt_jwks_url
+            else None
+        )
 
     @property
     def can_issue(self) -> bool:
@@ -43,14 +49,31 @@ class TokenService:
             claims["aud"] = self._audience
         return jwt.encode(claims, self._signing_key, algorithm=self._algorithm)
 
-    def verify(self, token: str) -> str:
-        """Return the token's subject (the user id), or raise `Unauthenticated` saying why."""
+    async def verify_async(self, token: str) -> str:
+        """`verify`, off the event loop when it may fetch keys over the network."""
+        if self._jwks is None:
+            return self.verify(token)
+        return await anyio.to_thread.run_sync(self.verify, token)
+
+    def _key_for(self, token: str) -> str | jwt.PyJWK:
+        if self._jwks is not None:
+            try:
+                return self._jwks.get_signing_key_from_jwt(token)
+            except jwt.PyJWKClientConnectionError as exc:
+                raise KeysUnavailable() from exc
+            except (jwt.PyJWKClientError, jwt.DecodeError):
+                raise Unauthenticated("The token's signing key is not one this server trusts.") from None
         if self._verifying_key is None:
             raise Unauthenticated("This server has no key to verify tokens with.")
+        return self._verifying_key
+
+    def verify(self, token: str) -> str:
+        """Return the token's subject (the user id), or raise `Unauthenticated` saying why."""
+        key = self._key_for(token)
         try:
             claims = jwt.decode(
                 token,
-                self._verifying_key,
+                key,
                 algorithms=[self._algorithm],
                 issuer=self._issuer,
                 audience=self._audience,

@@ -1,0 +1,139 @@
+"""The REST app: routers, one exception handler for domain errors, health and readiness."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from time import perf_counter
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import todo_mcp
+from todo_mcp.api import auth_routes, conversation_routes, task_routes
+from todo_mcp.config import Settings
+from todo_mcp.db.engine import Database
+from todo_mcp.mcp.runtime import new_error_id
+from todo_mcp.services.errors import DomainError, TooManyAttempts
+from todo_mcp.services.tokens import TokenService
+
+log = logging.getLogger("todo_mcp.api")
+
+DESCRIPTION = """\
+Accounts, tasks and conversations over HTTP, on the same database and rules as the MCP tools:
+a task added by an agent is the same row (same id) a person sees here.
+
+Send `Authorization: Bearer <token>` (from `POST /auth/login`, or from your auth provider signed
+with the shared `JWT_SECRET`). The `user_id` in every `/api/{user_id}/...` path must be the
+token's subject.
+"""
+
+
+class RequestLog:
+    """One INFO line per request: method, path, status and duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            log.info(
+                "%s %s status=%d duration_ms=%.1f",
+                scope["method"],
+                scope["path"],
+                status,
+                (perf_counter() - started) * 1000,
+            )
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    body: dict[str, str | None] = {"detail": exc.message, "error_id": None}
+    headers: dict[str, str] = {}
+    if exc.code >= 500:
+        body["error_id"] = new_error_id()
+        log.error(
+            "%s %s error_id=%s %s",
+            request.method,
+            request.url.path,
+            body["error_id"],
+            exc.message,
+            exc_info=exc.__cause__,
+        )
+    if exc.code == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="todo-mcp"'
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    return JSONResponse(body, status_code=exc.code, headers=headers)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    error_id = new_error_id()
+    log.error("%s %s error_id=%s unexpected error", request.method, request.url.path, error_id, exc_info=exc)
+    return JSONResponse(
+        {"detail": "The server failed to handle this request; report the error id.", "error_id": error_id},
+        status_code=500,
+    )
+
+
+def build_api_app(settings: Settings, db: Database, *, dispose_on_shutdown: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if dispose_on_shutdown:
+            await db.dispose()
+
+    app = FastAPI(
+        title="todo-mcp REST API",
+        version=todo_mcp.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.database = db
+    app.state.tokens = TokenService(settings) if settings.auth_enabled else None
+    app.state.token_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+    app.add_exception_handler(DomainError, handle_domain_error)
+    app.add_exception_handler(Exception, handle_unexpected)
+    if settings.api_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api_cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(RequestLog)
+    app.include_router(auth_routes.router)
+    app.include_router(task_routes.router)
+    app.include_router(conversation_routes.router)
+
+    @app.get("/health", tags=["operations"], summary="The process is up")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"], summary="The database answers")
+    async def ready() -> JSONResponse:
+        try:
+            await db.ping()
+        except DomainError:
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready", "database": "ok"})
+
+    return app
