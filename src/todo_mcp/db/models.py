@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, MetaData, String, Text, false
 from sqlmodel import Field, SQLModel
 
-from todo_mcp.db.types import UTCDateTime, utcnow
+from todo_mcp.db.types import RowId, UTCDateTime, utcnow
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
@@ -47,7 +47,7 @@ class Task(SQLModel, table=True):
     # holding an old id cannot act on the wrong task.
     __table_args__ = {"sqlite_autoincrement": True}
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=RowId)
     user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", index=True, max_length=USER_ID_MAX)
     title: str = Field(sa_type=String(TITLE_MAX), nullable=False)
     description: str | None = Field(default=None, sa_type=String(DESCRIPTION_MAX))
@@ -62,7 +62,7 @@ class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
     __table_args__ = {"sqlite_autoincrement": True}
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=RowId)
     user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", index=True, max_length=USER_ID_MAX)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
@@ -75,8 +75,10 @@ class Message(SQLModel, table=True):
         {"sqlite_autoincrement": True},
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    conversation_id: int = Field(foreign_key="conversations.id", ondelete="CASCADE", index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=RowId)
+    conversation_id: int = Field(
+        foreign_key="conversations.id", ondelete="CASCADE", index=True, sa_type=RowId
+    )
     user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", index=True, max_length=USER_ID_MAX)
     role: str = Field(sa_type=String(20), nullable=False)
     content: str = Field(sa_type=Text, nullable=False)

@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+# 64-bit ids on PostgreSQL; on SQLite only the exact type INTEGER makes a primary key the rowid
+# (and AUTOINCREMENT possible), and SQLite integers are 64-bit anyway.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:

@@ -16,6 +16,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 AUTOINCREMENT = {"sqlite_autoincrement": True}
+# BIGINT on PostgreSQL; INTEGER on SQLite, where only that exact type makes the key the rowid.
+ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def timestamp(name: str) -> sa.Column[object]:
@@ -35,7 +37,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "tasks",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", ROW_ID, nullable=False),
         sa.Column("user_id", sa.String(length=255), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("description", sa.String(length=1000), nullable=True),
@@ -51,7 +53,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_tasks_user_id"), "tasks", ["user_id"])
     op.create_table(
         "conversations",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", ROW_ID, nullable=False),
         sa.Column("user_id", sa.String(length=255), nullable=False),
         timestamp("created_at"),
         timestamp("updated_at"),
@@ -65,8 +67,8 @@ def upgrade() -> None:
     op.create_index(op.f("ix_conversations_created_at"), "conversations", ["created_at"])
     op.create_table(
         "messages",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("conversation_id", sa.Integer(), nullable=False),
+        sa.Column("id", ROW_ID, nullable=False),
+        sa.Column("conversation_id", ROW_ID, nullable=False),
         sa.Column("user_id", sa.String(length=255), nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),

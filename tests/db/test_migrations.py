@@ -1,0 +1,121 @@
+"""Alembic migrations on a fresh SQLite file and a fresh PostgreSQL database of the test's own."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+from sqlalchemy.engine import make_url
+
+from tests.conftest import PG_ADMIN_URL, make_settings
+from todo_mcp.db import migrate
+from todo_mcp.db.engine import Database
+from todo_mcp.db.models import metadata
+
+pytestmark = pytest.mark.anyio
+
+APP_TABLES = {"users", "tasks", "conversations", "messages"}
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        # The shared fixture decides whether an unreachable server skips (locally) or fails (CI).
+        request.getfixturevalue("postgres_url")
+    return str(request.param)
+
+
+@pytest.fixture
+async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A database with nothing in it: a new SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        database = Database.from_settings(make_settings(f"sqlite:///{tmp_path / 'fresh.db'}"))
+        try:
+            yield database
+        finally:
+            await database.dispose()
+        return
+    name = f"todo_mcp_migrations_{secrets.token_hex(4)}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        database = Database.from_settings(make_settings(url))
+        try:
+            yield database
+        finally:
+            await database.dispose()
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _schema_differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+def _table_names(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+async def _tables(database: Database) -> set[str]:
+    async with database.engine.connect() as connection:
+        return await connection.run_sync(_table_names)
+
+
+async def test_upgrade_from_nothing_builds_exactly_the_schema_of_the_models(empty_database: Database) -> None:
+    assert await migrate.current_revision(empty_database.engine) is None
+    assert await _tables(empty_database) == set()
+
+    await migrate.upgrade(empty_database.engine)
+
+    assert await migrate.current_revision(empty_database.engine) == migrate.head_revision()
+    assert set(metadata.tables) >= APP_TABLES
+    assert await _tables(empty_database) == set(metadata.tables) | {"alembic_version"}
+    async with empty_database.engine.connect() as connection:
+        differences = await connection.run_sync(_schema_differences)
+    assert differences == []
+
+
+async def test_upgrade_of_a_database_at_head_changes_nothing(empty_database: Database) -> None:
+    await migrate.upgrade(empty_database.engine)
+
+    await migrate.upgrade(empty_database.engine)
+
+    assert await migrate.current_revision(empty_database.engine) == migrate.head_revision()
+    async with empty_database.engine.connect() as connection:
+        assert await connection.run_sync(_schema_differences) == []
+
+
+async def test_downgrade_to_base_leaves_no_tables_but_alembic_version(empty_database: Database) -> None:
+    await migrate.upgrade(empty_database.engine)
+
+    await migrate.downgrade(empty_database.engine, "base")
+
+    assert await _tables(empty_database) <= {"alembic_version"}
+    assert await migrate.current_revision(empty_database.engine) is None
+
+
+async def test_upgrade_after_a_full_downgrade_builds_the_schema_again(empty_database: Database) -> None:
+    await migrate.upgrade(empty_database.engine)
+    await migrate.downgrade(empty_database.engine, "base")
+
+    await migrate.upgrade(empty_database.engine)
+
+    assert await migrate.current_revision(empty_database.engine) == migrate.head_revision()
+    async with empty_database.engine.connect() as connection:
+        assert await connection.run_sync(_schema_differences) == []
