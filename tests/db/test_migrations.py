@@ -18,6 +18,7 @@ from tests.conftest import PG_ADMIN_URL, make_settings
 from todo_mcp.db import migrate
 from todo_mcp.db.engine import Database
 from todo_mcp.db.models import metadata
+from todo_mcp.services import tasks, users
 
 pytestmark = pytest.mark.anyio
 
@@ -119,3 +120,20 @@ async def test_upgrade_after_a_full_downgrade_builds_the_schema_again(empty_data
     assert await migrate.current_revision(empty_database.engine) == migrate.head_revision()
     async with empty_database.engine.connect() as connection:
         assert await connection.run_sync(_schema_differences) == []
+
+
+async def test_stepping_down_and_up_again_keeps_every_user_and_task(empty_database: Database) -> None:
+    # On SQLite a batch migration rebuilds the users table; with foreign keys left on, dropping
+    # the old table would cascade and delete every task.
+    await migrate.upgrade(empty_database.engine)
+    async with empty_database.transaction() as session:
+        await users.create_user(session, user_id="keeper", email="keeper@example.com")
+        await tasks.add_task(session, user_id="keeper", title="Survive the migration")
+
+    await migrate.downgrade(empty_database.engine, "0001")
+    await migrate.upgrade(empty_database.engine)
+
+    async with empty_database.transaction() as session:
+        kept = await tasks.list_tasks(session, user_id="keeper")
+    assert [task.title for task in kept] == ["Survive the migration"]
+    assert await migrate.current_revision(empty_database.engine) == migrate.head_revision()
