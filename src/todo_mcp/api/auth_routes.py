@@ -33,6 +33,7 @@ async def sign_up(body: SignupRequest, db: DatabaseDep) -> UserPublic:
     "/auth/login",
     summary="Exchange email and password for a bearer token",
     responses={
+        400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8 JSON)."},
         401: {"model": ErrorBody, "description": "The email or password is incorrect."},
         429: {"model": ErrorBody, "description": "Too many failures for this account; see Retry-After."},
         503: {"model": ErrorBody, "description": "This server does not issue tokens (no JWT_SECRET)."},

@@ -24,7 +24,8 @@ PAGE_MAX = 200
 
 
 async def create_conversation(session: AsyncSession, *, user_id: str) -> Conversation:
-    conversation = Conversation(user_id=check_user_id(user_id))
+    now = utcnow()
+    conversation = Conversation(user_id=check_user_id(user_id), created_at=now, updated_at=now)
     session.add(conversation)
     try:
         await session.flush()

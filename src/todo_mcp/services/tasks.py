@@ -39,10 +39,13 @@ class Update:
 async def add_task(
     session: AsyncSession, *, user_id: str, title: str, description: str | None = None
 ) -> Task:
+    now = utcnow()
     task = Task(
         user_id=check_user_id(user_id),
         title=clean_title(title),
         description=clean_description(description),
+        created_at=now,
+        updated_at=now,
     )
     session.add(task)
     try:
