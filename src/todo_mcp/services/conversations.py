@@ -82,7 +82,11 @@ async def append_message(
     )
     conversation.updated_at = now
     session.add(message)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # The conversation (or its user) was deleted by a concurrent request.
+        raise ConversationNotFound(conversation_id) from exc
     return message
 
 

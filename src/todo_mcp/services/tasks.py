@@ -77,12 +77,16 @@ async def list_tasks(session: AsyncSession, *, user_id: str, status: TaskStatus 
     return [task for _, task in rows if task is not None]
 
 
-async def get_task(session: AsyncSession, *, user_id: str, task_id: int) -> Task:
-    """The user's task, or `TaskNotFound` (or `UserNotFound` for an unknown user)."""
+async def get_task(session: AsyncSession, *, user_id: str, task_id: int, for_update: bool = False) -> Task:
+    """The user's task, or `TaskNotFound` (or `UserNotFound` for an unknown user).
+
+    `for_update` locks the row until the transaction ends, so a task deleted by a concurrent
+    request is reported as not found instead of vanishing between our read and our write.
+    """
     check_user_id(user_id)
     check_row_id(task_id, "task_id")
-    result = await session.exec(select(Task).where(col(Task.id) == task_id, col(Task.user_id) == user_id))
-    task = result.first()
+    query = select(Task).where(col(Task.id) == task_id, col(Task.user_id) == user_id)
+    task = (await session.exec(query.with_for_update() if for_update else query)).first()
     if task is None:
         # Only the failure path pays for telling an unknown user from a missing task.
         await require_user(session, user_id=user_id)
@@ -92,7 +96,7 @@ async def get_task(session: AsyncSession, *, user_id: str, task_id: int) -> Task
 
 async def complete_task(session: AsyncSession, *, user_id: str, task_id: int) -> Completion:
     """Mark the task completed; completing a completed task succeeds and changes nothing."""
-    task = await get_task(session, user_id=user_id, task_id=task_id)
+    task = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
     if task.completed:
         return Completion(task=task, already_completed=True)
     task.completed = True
@@ -105,7 +109,7 @@ async def set_task_completed(
     session: AsyncSession, *, user_id: str, task_id: int, completed: bool | None
 ) -> Task:
     """Set the task's completion; None flips it (what web front ends send as an empty PATCH)."""
-    task = await get_task(session, user_id=user_id, task_id=task_id)
+    task = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
     if completed is None:
         completed = not task.completed
     if task.completed != completed:
@@ -136,7 +140,7 @@ async def edit_task(
 
 async def delete_task(session: AsyncSession, *, user_id: str, task_id: int) -> Task:
     """Delete the task and return it as it was."""
-    task = await get_task(session, user_id=user_id, task_id=task_id)
+    task = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
     await session.delete(task)
     await session.flush()
     return task
@@ -155,7 +159,7 @@ async def update_task(
         raise InvalidInput("Give a new title, a new description, or both; nothing was changed.")
     new_title = clean_title(title) if title is not None else None
     new_description = clean_description(description) if description is not None else None
-    task = await get_task(session, user_id=user_id, task_id=task_id)
+    task = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
     updated: list[TaskField] = []
     if new_title is not None:
         task.title = new_title
