@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import anyio
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -68,7 +70,9 @@ def run_async(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T
         try:
             return await work(db)
         finally:
-            await db.dispose()
+            # Bounded: a connection cut off mid-query must not hold the process hostage.
+            with anyio.move_on_after(10, shield=True):
+                await db.dispose()
 
     try:
         return asyncio.run(main())
@@ -277,6 +281,16 @@ def stdio(
         server, _ = build_mcp_server(ToolRuntime(db, process_caller=Caller(user_id=user)))
         log.info("serving MCP over stdio for user %r, database %s", user, settings.database_url_for_logs)
         await server.run_stdio_async()
+        log.info("stdin closed; stopping")
+        # A client that quits mid-call leaves that call's task behind, stuck in the database
+        # driver, and the event loop would wait for it forever. The client has gone, so nothing
+        # is left to answer: close what closes promptly and leave. Uncommitted work is rolled
+        # back by the database, as after any lost connection.
+        with anyio.move_on_after(2, shield=True):
+            await db.dispose()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     run_async(settings, serve_stdio)
 
