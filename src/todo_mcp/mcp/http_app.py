@@ -13,17 +13,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.transport_security import (
-    RequestBodyLimitMiddleware,
-    TransportSecurityMiddleware,
-    TransportSecuritySettings,
-)
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, request_response
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_mcp.config import Settings, is_loopback
@@ -52,6 +48,14 @@ def transport_security(settings: Settings, host: str) -> TransportSecuritySettin
         )
     # Listening on a public address with nothing configured: tokens are the protection.
     return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+
+# What the SDK's request checks refuse, said as envelope messages.
+REJECTIONS = {
+    400: "Send the arguments as JSON with the header Content-Type: application/json.",
+    403: "This Origin is not allowed; add it to MCP_ALLOWED_ORIGINS if it should be.",
+    421: "This Host is not allowed; add it to MCP_ALLOWED_HOSTS if the server sits behind a proxy.",
+}
 
 
 def _envelope_response(code: int, message: str, challenge: str | None = None) -> JSONResponse:
@@ -114,15 +118,23 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
     async def call_tool(request: Request) -> Response:
         """Direct HTTP testing without an agent: the tool's envelope, through the same tool code."""
         if (rejection := await request_checks.validate_request(request, is_post=True)) is not None:
-            return rejection
+            code = rejection.status_code
+            return _envelope_response(code, REJECTIONS.get(code, "The request was refused."))
         name = request.path_params["name"]
         tool = tools.get(name)
         if tool is None:
             return _envelope_response(
                 404, f"There is no tool named {name!r}; the tools are {', '.join(tools)}."
             )
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_request_bytes:
+                return _envelope_response(
+                    413, f"The request body is over {settings.max_request_bytes} bytes."
+                )
         try:
-            arguments: Any = json.loads(await request.body() or b"{}")
+            arguments: Any = json.loads(body or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _envelope_response(
                 400, "The request body is not valid JSON; send the arguments as an object."
@@ -156,11 +168,7 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
 
     routes: list[BaseRoute] = [
         *mcp_app.routes,
-        Route(
-            "/tools/{name}",
-            RequestBodyLimitMiddleware(request_response(call_tool), settings.max_request_bytes),
-            methods=["POST"],
-        ),
+        Route("/tools/{name}", call_tool, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
     ]
