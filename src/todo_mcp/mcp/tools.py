@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from todo_mcp.mcp.envelope import (
@@ -36,7 +37,20 @@ UserId = Annotated[
         "When the server checks tokens, it must be the token's subject."
     ),
 ]
-TaskId = Annotated[int, Field(description="The task's id (task_id), as returned by add_task or list_tasks.")]
+
+
+def _not_a_boolean(value: object) -> object:
+    # Pydantic reads true as 1: a model that sends a boolean must not complete task 1.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not true or false")
+    return value
+
+
+TaskId = Annotated[
+    int,
+    BeforeValidator(_not_a_boolean),
+    Field(description="The task's id (task_id), as returned by add_task or list_tasks."),
+]
 
 
 def _summary(count: int, status: str) -> str:
@@ -206,12 +220,46 @@ SPECS = (
 )
 
 
+class _TextStaysText(FuncMetadata):
+    """Argument handling for tools whose arguments are all scalars.
+
+    The SDK json-decodes string arguments whose type is not exactly `str` (a workaround for
+    clients that send lists as text), so an optional description "null" became None and "[1]"
+    was refused. Ours are text, kept as written.
+    """
+
+    def pre_parse_json(self, data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+
+def _strict(tool: Tool) -> Tool:
+    """Refuse unknown arguments (a misspelt `descripton` must not be dropped silently), and
+    say so in the input schema (`additionalProperties: false`)."""
+    loose = tool.fn_metadata
+    arg_model = cast(
+        type[ArgModelBase],
+        type(
+            loose.arg_model.__name__,
+            (loose.arg_model,),
+            {"model_config": ConfigDict(extra="forbid"), "__module__": __name__},
+        ),
+    )
+    tool.fn_metadata = _TextStaysText(
+        arg_model=arg_model,
+        output_schema=loose.output_schema,
+        output_model=loose.output_model,
+        wrap_output=loose.wrap_output,
+    )
+    tool.parameters = arg_model.model_json_schema(by_alias=True)
+    return tool
+
+
 def build_tools(runtime: ToolRuntime) -> dict[str, Tool]:
     functions = TaskTools(runtime)
     built: dict[str, Tool] = {}
     for spec in SPECS:
         fn: Any = getattr(functions, spec.name)
-        built[spec.name] = Tool.from_function(
+        tool = Tool.from_function(
             fn,
             name=spec.name,
             title=spec.title,
@@ -219,4 +267,5 @@ def build_tools(runtime: ToolRuntime) -> dict[str, Tool]:
             annotations=spec.annotations,
             structured_output=True,
         )
+        built[spec.name] = _strict(tool)
     return built
