@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from mcp import Client
+
 from tests.conftest import UserFactory
 from todo_mcp.config import Settings
 from todo_mcp.db.engine import Database

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
+from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from mcp import Client
 from tests.conftest import make_settings
 from todo_mcp.db import migrate
 from todo_mcp.db.engine import Database

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp import Client
 from tests.transports.clients import TOOL_NAMES, call, create_users, mcp_client
 from tests.transports.processes import LaunchServers, ServerProcess, issue_token
 

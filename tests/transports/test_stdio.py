@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from mcp import Client, StdioServerParameters
 from tests.conftest import make_settings
 from tests.transports.clients import CALL_TIMEOUT_SECONDS, TOOL_NAMES, call, create_users, migrate_database
 from tests.transports.processes import clean_env, todo_mcp_executable

@@ -36,9 +36,13 @@ class NotFound(DomainError):
     default_message = "Not found."
 
 
+def _shortened(value: str, limit: int = 64) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 class UserNotFound(NotFound):
     def __init__(self, user_id: str) -> None:
-        super().__init__(f"User '{user_id}' was not found; check the user_id.")
+        super().__init__(f"User '{_shortened(user_id)}' was not found; check the user_id.")
 
 
 class TaskNotFound(NotFound):

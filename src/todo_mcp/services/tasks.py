@@ -161,12 +161,17 @@ async def update_task(
     new_description = clean_description(description) if description is not None else None
     task = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
     updated: list[TaskField] = []
+    changed = False
     if new_title is not None:
+        changed = changed or task.title != new_title
         task.title = new_title
         updated.append("title")
     if description is not None:
+        changed = changed or task.description != new_description
         task.description = new_description
         updated.append("description")
-    task.updated_at = utcnow()
-    await session.flush()
+    if changed:
+        # Repeating the same update leaves the task exactly as it was, updated_at included.
+        task.updated_at = utcnow()
+        await session.flush()
     return Update(task=task, updated_fields=updated)
