@@ -186,6 +186,25 @@ def serve_apps(apps: list[tuple[ASGIApp, str, int]]) -> None:
     asyncio.run(run_all())
 
 
+def serve_workers(host: str, port: int, workers: int) -> None:
+    """Several processes on one port, each with its own engine; they share nothing but the database."""
+    import uvicorn
+
+    # Each worker builds its app from the environment (see create_app): pass the bind address on.
+    os.environ["MCP_SERVER_HOST"] = host
+    log.info("serving MCP on http://%s:%d/mcp with %d worker processes", host, port, workers)
+    uvicorn.run(
+        "todo_mcp.mcp.http_app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -201,6 +220,9 @@ def serve(
     api_port: Annotated[
         int | None, typer.Option(help="REST API port with --with-api [default: 8000].")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes sharing the port (MCP only).")
+    ] = 1,
 ) -> None:
     """Serve the MCP tools over Streamable HTTP (stateless, JSON), with /health and /ready."""
     from todo_mcp.api.app import build_api_app
@@ -211,6 +233,9 @@ def serve(
     port = port or settings.mcp_server_port
     api_port = api_port or settings.api_port
     check_exposure(settings, host, *([settings.api_host] if with_api else []))
+    if workers > 1 and with_api:
+        err.print("[red]Error:[/red] --workers serves MCP only; run `todo-mcp api` beside it for REST.")
+        raise typer.Exit(2)
 
     async def prepare(db: Database) -> None:
         await prepare_database(db, settings)
@@ -224,6 +249,9 @@ def serve(
     run_async(settings, prepare)
     warn_about_auth(settings, host)
     print_connect_help(settings, host, port, DEMO_USER if demo else None)
+    if workers > 1:
+        serve_workers(host, port, workers)
+        return
     db = Database.from_settings(settings)
     apps: list[tuple[ASGIApp, str, int]] = [(build_http_app(settings, db, host=host), host, port)]
     log.info("serving MCP on http://%s:%d/mcp, database %s", host, port, settings.database_url_for_logs)

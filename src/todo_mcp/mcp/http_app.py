@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_mcp.config import Settings, is_loopback
 from todo_mcp.db.engine import Database
+from todo_mcp.logs import configure_logging
 from todo_mcp.mcp.envelope import failure
 from todo_mcp.mcp.runtime import ToolRuntime, request_caller
 from todo_mcp.mcp.server import build_mcp_server, rejected_call
@@ -174,3 +175,13 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
     ]
     tokens = TokenService(settings) if settings.auth_enabled else None
     return Starlette(routes=routes, middleware=[Middleware(BearerAuth, tokens=tokens)], lifespan=lifespan)
+
+
+def create_app() -> Starlette:
+    """The app of one worker process when `serve --workers N` runs several: built from the
+    environment, with the worker's own engine and logging."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format, sql_echo=settings.database_echo)
+    host = settings.mcp_server_host
+    settings.check_http_exposure(host)
+    return build_http_app(settings, Database.from_settings(settings), host=host)
