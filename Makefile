@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format clean
+.PHONY: install run test bench format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "todo-mcp needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -25,6 +25,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+## Load benchmark (about 15 minutes): needs wrk and PostgreSQL; writes bench/results/ and the README table.
+bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench]"
+	$(BIN)/python bench/run.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .
