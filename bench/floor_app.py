@@ -75,3 +75,31 @@ def create_app() -> Starlette:
             await connection.close()
 
     return Starlette(routes=[Route("/insert", insert, methods=["POST"])], lifespan=lifespan)
+
+
+def main() -> None:
+    """Serve the floor the way `todo-mcp serve` serves MCP: same protocol class, same workers."""
+    import argparse
+
+    import uvicorn
+
+    from todo_mcp.tcp import NoDelayH11Protocol
+
+    parser = argparse.ArgumentParser(description="the benchmark floor")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    options = parser.parse_args()
+    uvicorn.run(
+        "bench.floor_app:create_app",
+        factory=True,
+        host="127.0.0.1",
+        port=options.port,
+        workers=options.workers,
+        http=NoDelayH11Protocol,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -41,7 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 LUA = ROOT / "bench" / "wrk" / "call.lua"
 TODO_MCP = Path(sys.executable).parent / "todo-mcp"
-UVICORN = Path(sys.executable).parent / "uvicorn"
 PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROTOCOLS = ("2025-11-25", "2026-07-28")
@@ -277,18 +276,7 @@ def bench_database(report: Report, database: str, url: str, seconds: float, work
         server_cores = None if pin.server == "unpinned" else pin.server
         load_cores = None if pin.load == "unpinned" else pin.load
         floor_rps: dict[int, float] = {}
-        floor = [
-            str(UVICORN),
-            "bench.floor_app:create_app",
-            "--factory",
-            "--port",
-            "{port}",
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+        floor = [sys.executable, "-m", "bench.floor_app", "--port", "{port}", "--workers", str(workers)]
         with server_process(floor, env, server_cores, workdir / f"floor-{database}.log") as pid:
             port = port_of(pid)
             for concurrency in CONCURRENCY:

@@ -166,9 +166,19 @@ def serve_apps(apps: list[tuple[ASGIApp, str, int]]) -> None:
     """Run one uvicorn server per app in this process; when one stops, the others stop too."""
     import uvicorn
 
+    from todo_mcp.tcp import NoDelayH11Protocol
+
     servers = [
         uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, server_header=False)
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                http=NoDelayH11Protocol,
+                log_config=None,
+                access_log=False,
+                server_header=False,
+            )
         )
         for app, host, port in apps
     ]
@@ -190,6 +200,8 @@ def serve_workers(host: str, port: int, workers: int) -> None:
     """Several processes on one port, each with its own engine; they share nothing but the database."""
     import uvicorn
 
+    from todo_mcp.tcp import NoDelayH11Protocol
+
     # Each worker builds its app from the environment (see create_app): pass the bind address on.
     os.environ["MCP_SERVER_HOST"] = host
     log.info("serving MCP on http://%s:%d/mcp with %d worker processes", host, port, workers)
@@ -199,6 +211,7 @@ def serve_workers(host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
+        http=NoDelayH11Protocol,
         log_config=None,
         access_log=False,
         server_header=False,
