@@ -1,0 +1,58 @@
+"""Nagle's algorithm is off on served connections, even behind uvicorn's --workers socket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import anyio
+import pytest
+from starlette.responses import PlainTextResponse
+from uvicorn import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+from todo_mcp.tcp import NoDelayH11Protocol
+
+pytestmark = pytest.mark.anyio
+
+
+async def _nodelay_of_accepted_connection(protocol: type[H11Protocol]) -> int:
+    """Serve on a listening socket of protocol number 0 (how uvicorn binds for several workers)
+    and read TCP_NODELAY on the server's side of one accepted connection."""
+    config = Config(app=PlainTextResponse("ok"), http=protocol, log_config=None)
+    config.load()
+    state = ServerState()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    assert listener.proto == 0
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: protocol(config=config, server_state=state, app_state={}), sock=listener
+    )
+    try:
+        _, writer = await asyncio.open_connection(*listener.getsockname())
+        try:
+            # The server registers the connection on its next turn of the loop; bounded wait.
+            with anyio.fail_after(5):
+                while not state.connections:  # noqa: ASYNC110
+                    await asyncio.sleep(0.001)
+            (connection,) = state.connections
+            accepted = connection.transport.get_extra_info("socket")
+            return int(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_served_connections_have_nagle_off_on_a_listening_socket_of_protocol_zero() -> None:
+    assert await _nodelay_of_accepted_connection(NoDelayH11Protocol) == 1
+
+
+async def test_uvicorns_own_protocol_leaves_nagle_on_there_which_is_why_ours_exists() -> None:
+    # If this starts failing, uvicorn or asyncio fixed it and NoDelayH11Protocol can go.
+    assert await _nodelay_of_accepted_connection(H11Protocol) == 0
