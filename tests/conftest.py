@@ -11,6 +11,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,17 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@contextmanager
+def throwaway_postgres_database(label: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database of the caller's own, dropped afterwards."""
+    name = f"todo_mcp_{label}_{secrets.token_hex(4)}"
+    asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test run, dropped afterwards."""
@@ -65,20 +77,22 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message + "; CI requires it")
         pytest.skip(message)
-    name = f"todo_mcp_test_{secrets.token_hex(4)}"
-    asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
-    async def migrate_it() -> None:
+    async def migrate_it(url: str) -> None:
         db = Database.from_settings(make_settings(url))
         await migrate.upgrade(db.engine)
         await db.dispose()
 
-    try:
-        asyncio.run(migrate_it())
+    with throwaway_postgres_database("test") as url:
+        asyncio.run(migrate_it(url))
         yield url
-    finally:
-        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A new database with nothing in it; taking `postgres_url` applies its skip-or-fail rule."""
+    with throwaway_postgres_database("empty") as url:
+        yield url
 
 
 @pytest.fixture

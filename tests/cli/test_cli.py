@@ -6,21 +6,15 @@ todo-mcp setting, so no developer's `.env`, `todo.db` or exported secret leaks i
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import sqlite3
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
 import jwt
 import pytest
 import typer.main
-from sqlalchemy.engine import make_url
 from typer.core import TyperGroup
 
-from tests.conftest import PG_ADMIN_URL
 from tests.transports.processes import JWT_SECRET, clean_env, free_port, run_cli
 from todo_mcp.cli import app
 from todo_mcp.db import migrate
@@ -55,25 +49,6 @@ def table_names(database: Path) -> set[str]:
     with sqlite3.connect(database) as connection:
         rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     return {name for (name,) in rows}
-
-
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@pytest.fixture
-def empty_postgres_url(postgres_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards (skipped like `postgres_url`)."""
-    name = f"todo_mcp_cli_{secrets.token_hex(4)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_top_level_help_lists_every_command(tmp_path: Path) -> None:

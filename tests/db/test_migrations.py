@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect
-from sqlalchemy.engine import make_url
 
-from tests.conftest import PG_ADMIN_URL, make_settings
+from tests.conftest import make_settings
 from todo_mcp.db import migrate
 from todo_mcp.db.engine import Database
 from todo_mcp.db.models import metadata
@@ -25,43 +22,21 @@ pytestmark = pytest.mark.anyio
 APP_TABLES = {"users", "tasks", "conversations", "messages"}
 
 
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest) -> str:
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with nothing in it: a new SQLite file, or a new PostgreSQL database."""
     if request.param == "postgresql":
-        # The shared fixture decides whether an unreachable server skips (locally) or fails (CI).
-        request.getfixturevalue("postgres_url")
-    return str(request.param)
+        return str(request.getfixturevalue("empty_postgres_url"))
+    return f"sqlite:///{tmp_path / 'fresh.db'}"
 
 
 @pytest.fixture
-async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """A database with nothing in it: a new SQLite file, or a new PostgreSQL database."""
-    if backend == "sqlite":
-        database = Database.from_settings(make_settings(f"sqlite:///{tmp_path / 'fresh.db'}"))
-        try:
-            yield database
-        finally:
-            await database.dispose()
-        return
-    name = f"todo_mcp_migrations_{secrets.token_hex(4)}"
-    await _admin(f'CREATE DATABASE "{name}"')
+async def empty_database(empty_url: str) -> AsyncIterator[Database]:
+    database = Database.from_settings(make_settings(empty_url))
     try:
-        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        database = Database.from_settings(make_settings(url))
-        try:
-            yield database
-        finally:
-            await database.dispose()
+        yield database
     finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await database.dispose()
 
 
 def _schema_differences(connection: Connection) -> list[Any]:

@@ -12,12 +12,10 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import throwaway_postgres_database
 from tests.transports.clients import MODES, call, create_users, mcp_client
 from tests.transports.processes import (
     LaunchServers,
@@ -40,30 +38,17 @@ RACE_BATCH = 4
 HTTP_TIMEOUT_SECONDS = 30.0
 
 
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="module")
 def dedicated_postgres_url(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database of this module's own, migrated by `todo-mcp db upgrade`, dropped afterwards.
 
     Taking `postgres_url` applies the suite's rule for an unreachable server (skip, or fail in CI).
     """
-    name = f"todo_mcp_two_processes_{secrets.token_hex(4)}"
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
+    with throwaway_postgres_database("two_processes") as url:
         workdir = tmp_path_factory.mktemp("migrate")
         upgraded = run_cli(["db", "upgrade"], cwd=workdir, env=clean_env({"DATABASE_URL": url}))
         assert upgraded.returncode == 0, upgraded.stderr
         yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")
