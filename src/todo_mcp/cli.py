@@ -10,7 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
@@ -162,24 +162,20 @@ def warn_about_auth(settings: Settings, hosts: str) -> None:
         log.warning(warning)
 
 
+def uvicorn_options() -> dict[str, Any]:
+    """What every server this command line starts has in common: our logging, no access log
+    (the tool and request lines replace it), and Nagle off on every connection."""
+    from todo_mcp.tcp import NoDelayH11Protocol
+
+    return {"http": NoDelayH11Protocol, "log_config": None, "access_log": False, "server_header": False}
+
+
 def serve_apps(apps: list[tuple[ASGIApp, str, int]]) -> None:
     """Run one uvicorn server per app in this process; when one stops, the others stop too."""
     import uvicorn
 
-    from todo_mcp.tcp import NoDelayH11Protocol
-
     servers = [
-        uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                http=NoDelayH11Protocol,
-                log_config=None,
-                access_log=False,
-                server_header=False,
-            )
-        )
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options()))
         for app, host, port in apps
     ]
 
@@ -200,8 +196,6 @@ def serve_workers(host: str, port: int, workers: int) -> None:
     """Several processes on one port, each with its own engine; they share nothing but the database."""
     import uvicorn
 
-    from todo_mcp.tcp import NoDelayH11Protocol
-
     # Each worker builds its app from the environment (see create_app): pass the bind address on.
     os.environ["MCP_SERVER_HOST"] = host
     log.info("serving MCP on http://%s:%d/mcp with %d worker processes", host, port, workers)
@@ -211,10 +205,7 @@ def serve_workers(host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
-        http=NoDelayH11Protocol,
-        log_config=None,
-        access_log=False,
-        server_header=False,
+        **uvicorn_options(),
     )
 
 
