@@ -263,14 +263,27 @@ def pinning_for(workers: int, cores: int) -> Pinning:
     )
 
 
-def bench_database(report: Report, database: str, url: str, seconds: float, workdir: Path) -> None:
+@dataclass(frozen=True)
+class Selection:
+    """Which cells to run: all of them for `make bench`, fewer while working on one figure."""
+
+    workers: tuple[int, ...] = (1, 2)
+    tools: tuple[str, ...] = ("add_task", "list_tasks")
+    protocols: tuple[str, ...] = PROTOCOLS
+    concurrency: tuple[int, ...] = CONCURRENCY
+    floor: bool = True
+
+
+def bench_database(
+    report: Report, database: str, url: str, seconds: float, workdir: Path, selection: Selection
+) -> None:
     secret = secrets.token_urlsafe(32)
     env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": secret, "LOG_LEVEL": "INFO"}
     env.pop("CI", None)
     tokens = prepare_database(env)
     cores = os.cpu_count() or 1
     seeded = False
-    for workers in (1, 2):
+    for workers in selection.workers:
         pin = pinning_for(workers, cores)
         report.pinning[f"workers={workers}"] = pin
         server_cores = None if pin.server == "unpinned" else pin.server
@@ -279,7 +292,7 @@ def bench_database(report: Report, database: str, url: str, seconds: float, work
         floor = [sys.executable, "-m", "bench.floor_app", "--port", "{port}", "--workers", str(workers)]
         with server_process(floor, env, server_cores, workdir / f"floor-{database}.log") as pid:
             port = port_of(pid)
-            for concurrency in CONCURRENCY:
+            for concurrency in selection.concurrency if selection.floor else ():
                 request = {
                     "BENCH_PATH": "/insert",
                     "BENCH_BODY": json.dumps({"user_id": "bench", "title": "floor"}),
@@ -298,12 +311,14 @@ def bench_database(report: Report, database: str, url: str, seconds: float, work
                 ("add_task", "bench", {"user_id": "bench", "title": "Benchmark task"}),
                 ("list_tasks", "lister", {"user_id": "lister"}),
             ):
-                for protocol in PROTOCOLS:
+                if tool not in selection.tools:
+                    continue
+                for protocol in selection.protocols:
                     request = tool_request(tool, arguments, protocol) | {"BENCH_TOKEN": tokens[user]}
-                    for concurrency in CONCURRENCY:
+                    for concurrency in selection.concurrency:
                         figures = measure(pid, port, request, concurrency, seconds, load_cores)
                         run = Run(database, workers, tool, protocol, concurrency, **figures)
-                        if tool == "add_task":
+                        if tool == "add_task" and concurrency in floor_rps:
                             run.floor_ratio = figures["requests_per_second"] / floor_rps[concurrency]
                         report.runs.append(run)
                         print_run(run)
@@ -361,7 +376,18 @@ def machine() -> dict[str, Any]:
         ),
         platform.processor(),
     )
-    packages = ("mcp", "sqlalchemy", "sqlmodel", "asyncpg", "aiosqlite", "uvicorn", "starlette", "pydantic")
+    packages = (
+        "mcp",
+        "sqlalchemy",
+        "sqlmodel",
+        "asyncpg",
+        "aiosqlite",
+        "uvicorn",
+        "httptools",
+        "uvloop",
+        "starlette",
+        "pydantic",
+    )
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
     return {
         "cpu": model,
@@ -438,7 +464,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8, help="duration of each measured cell")
     parser.add_argument("--databases", default="postgresql,sqlite")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--workers", help="e.g. 1 or 1,2 (a partial run prints and saves nothing)")
+    parser.add_argument("--tools", help="e.g. add_task")
+    parser.add_argument("--protocols", help="e.g. 2026-07-28")
+    parser.add_argument("--concurrency", help="e.g. 16")
+    parser.add_argument("--skip-floor", action="store_true")
     options = parser.parse_args()
+    full = Selection()
+    selection = Selection(
+        workers=tuple(int(n) for n in options.workers.split(",")) if options.workers else full.workers,
+        tools=tuple(options.tools.split(",")) if options.tools else full.tools,
+        protocols=tuple(options.protocols.split(",")) if options.protocols else full.protocols,
+        concurrency=tuple(int(n) for n in options.concurrency.split(","))
+        if options.concurrency
+        else full.concurrency,
+        floor=not options.skip_floor,
+    )
+    partial = selection != full
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     report = Report(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), options.seconds, machine(), {})
@@ -451,12 +493,14 @@ def main() -> None:
         try:
             for database in options.databases.split(","):
                 url = pg_url if database == "postgresql" else f"sqlite:///{workdir / 'bench.db'}"
-                bench_database(report, database, url, options.seconds, workdir)
-            if not options.skip_memory and "postgresql" in options.databases:
+                bench_database(report, database, url, options.seconds, workdir, selection)
+            if not partial and not options.skip_memory and "postgresql" in options.databases:
                 bench_memory(report, pg_url, workdir)
         finally:
             if "postgresql" in options.databases:
                 asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    if partial:
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = report.started_at.replace(":", "")
     data = json.dumps(asdict(report), indent=2)
