@@ -189,8 +189,9 @@ async def seed(database_url: str) -> dict[str, Any]:
         await migrate.upgrade(db.engine)
         async with db.transaction() as session:
             await users.create_user(session, user_id=FUZZ_USER, email="fuzz@example.com")
-            task = await tasks.add_task(session, user_id=FUZZ_USER, title="Seeded task")
             conversation = await conversations.create_conversation(session, user_id=FUZZ_USER)
+        async with db.connect() as conn:
+            task = await tasks.add_task(conn, user_id=FUZZ_USER, title="Seeded task")
         return {"user_id": FUZZ_USER, "task_id": task.id, "conversation_id": conversation.id}
     finally:
         await db.dispose()

@@ -11,8 +11,10 @@ from sqlmodel import select
 
 from tests.conftest import UserFactory, make_settings
 from todo_mcp.db import migrate
+from todo_mcp.db.connection import IntegrityViolation
 from todo_mcp.db.engine import Database
 from todo_mcp.db.models import Message, Task
+from todo_mcp.db.types import utcnow
 from todo_mcp.services import conversations, tasks, users
 
 pytestmark = pytest.mark.anyio
@@ -51,15 +53,15 @@ async def test_task_for_a_missing_user_is_refused_by_the_foreign_key(db: Databas
 
 async def test_deleted_task_id_is_never_given_to_a_new_task(db: Database, user_factory: UserFactory) -> None:
     user = await user_factory()
-    async with db.transaction() as session:
-        await tasks.add_task(session, user_id=user, title="first")
-        newest = await tasks.add_task(session, user_id=user, title="second")
+    async with db.connect() as conn:
+        await tasks.add_task(conn, user_id=user, title="first")
+        newest = await tasks.add_task(conn, user_id=user, title="second")
     assert newest.id is not None
-    async with db.transaction() as session:
-        await tasks.delete_task(session, user_id=user, task_id=newest.id)
+    async with db.connect() as conn:
+        await tasks.delete_task(conn, user_id=user, task_id=newest.id)
 
-    async with db.transaction() as session:
-        replacement = await tasks.add_task(session, user_id=user, title="third")
+    async with db.connect() as conn:
+        replacement = await tasks.add_task(conn, user_id=user, title="third")
 
     # Without AUTOINCREMENT, SQLite would reuse the highest deleted rowid.
     assert replacement.id is not None
@@ -86,8 +88,8 @@ async def test_aware_datetime_in_another_zone_is_stored_as_the_same_instant_in_u
         session.add(added)
     assert added.id is not None
 
-    async with db.transaction() as session:
-        stored = await tasks.get_task(session, user_id=user, task_id=added.id)
+    async with db.connect() as conn:
+        stored = await tasks.get_task(conn, user_id=user, task_id=added.id)
 
     assert stored.created_at == auckland
     assert stored.created_at.tzinfo == UTC
@@ -104,7 +106,8 @@ async def test_sqlite_connections_enforce_foreign_keys_without_a_migration_on_th
     try:
         async with db.transaction() as session:
             await users.create_user(session, user_id="ada", email="ada@example.com")
-            await tasks.add_task(session, user_id="ada", title="hers")
+        async with db.connect() as conn:
+            await tasks.add_task(conn, user_id="ada", title="hers")
         async with db.transaction() as session:
             await users.delete_user(session, user_id="ada")
         async with db.transaction() as session:
@@ -112,6 +115,17 @@ async def test_sqlite_connections_enforce_foreign_keys_without_a_migration_on_th
         with pytest.raises(IntegrityError):
             async with db.transaction() as session:
                 session.add(Task(user_id="nobody", title="orphan"))
+        # The task service's driver connections come from the same pool and refuse it too.
+        async with db.connect() as conn:
+            with pytest.raises(IntegrityViolation):
+                await conn.execute(
+                    "INSERT INTO tasks (user_id, title, completed, created_at, updated_at) "
+                    "VALUES ($1, $2, $3, $4, $4)",
+                    "nobody",
+                    "orphan",
+                    False,
+                    conn.time(utcnow()),
+                )
     finally:
         await db.dispose()
 

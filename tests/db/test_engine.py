@@ -1,4 +1,6 @@
-"""The unit of work: commit and rollback, and how an unreachable database is reported."""
+"""The ORM unit of work (`Database.transaction`): commit and rollback, and how an unreachable database
+is reported. The driver connections of `Database.connect` are covered in test_connection.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from sqlmodel import select
 from tests.conftest import UserFactory, make_settings
 from todo_mcp.db.engine import Database
 from todo_mcp.db.models import Task
-from todo_mcp.services import tasks
+from todo_mcp.services import tasks, users
 from todo_mcp.services.errors import DatabaseUnavailable, InvalidInput
 
 pytestmark = pytest.mark.anyio
@@ -19,15 +21,15 @@ UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/x"
 
 
 async def _titles(db: Database, user_id: str) -> list[str]:
-    async with db.transaction() as session:
-        return [task.title for task in await tasks.list_tasks(session, user_id=user_id)]
+    async with db.connect() as conn:
+        return [task.title for task in await tasks.list_tasks(conn, user_id=user_id)]
 
 
 async def test_transaction_commits_when_the_block_ends(db: Database, user_factory: UserFactory) -> None:
     user = await user_factory()
 
     async with db.transaction() as session:
-        await tasks.add_task(session, user_id=user, title="kept")
+        session.add(Task(user_id=user, title="kept"))
 
     assert await _titles(db, user) == ["kept"]
 
@@ -37,13 +39,14 @@ async def test_transaction_rolls_back_and_reraises_when_the_block_raises(
 ) -> None:
     user = await user_factory()
 
-    async def add_two_the_second_invalid() -> None:
+    async def add_a_task_then_an_invalid_user() -> None:
         async with db.transaction() as session:
-            await tasks.add_task(session, user_id=user, title="flushed, then rolled back")
-            await tasks.add_task(session, user_id=user, title="   ")
+            session.add(Task(user_id=user, title="flushed, then rolled back"))
+            await session.flush()
+            await users.create_user(session, user_id="second", email="not-an-email")
 
-    with pytest.raises(InvalidInput, match="title must not be empty"):
-        await add_two_the_second_invalid()
+    with pytest.raises(InvalidInput, match="email"):
+        await add_a_task_then_an_invalid_user()
 
     assert await _titles(db, user) == []
 
@@ -55,7 +58,8 @@ async def test_errors_that_are_not_about_connectivity_pass_through_unchanged(
 
     async def add_then_fail() -> None:
         async with db.transaction() as session:
-            await tasks.add_task(session, user_id=user, title="rolled back")
+            session.add(Task(user_id=user, title="rolled back"))
+            await session.flush()
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom") as raised:
@@ -80,7 +84,7 @@ async def test_unreachable_postgresql_is_database_unavailable_for_a_transaction(
     try:
         with pytest.raises(DatabaseUnavailable) as raised:
             async with db.transaction() as session:
-                await tasks.list_tasks(session, user_id="ada")
+                await session.exec(select(Task))
     finally:
         await db.dispose()
 

@@ -103,12 +103,13 @@ async def test_stepping_down_and_up_again_keeps_every_user_and_task(empty_databa
     await migrate.upgrade(empty_database.engine)
     async with empty_database.transaction() as session:
         await users.create_user(session, user_id="keeper", email="keeper@example.com")
-        await tasks.add_task(session, user_id="keeper", title="Survive the migration")
+    async with empty_database.connect() as conn:
+        await tasks.add_task(conn, user_id="keeper", title="Survive the migration")
 
     await migrate.downgrade(empty_database.engine, "0001")
     await migrate.upgrade(empty_database.engine)
 
-    async with empty_database.transaction() as session:
-        kept = await tasks.list_tasks(session, user_id="keeper")
+    async with empty_database.connect() as conn:
+        kept = await tasks.list_tasks(conn, user_id="keeper")
     assert [task.title for task in kept] == ["Survive the migration"]
     assert await migrate.current_revision(empty_database.engine) == migrate.head_revision()

@@ -134,22 +134,28 @@ async def test_two_unexpected_errors_get_different_error_ids(
     assert ids[0] != ids[1]
 
 
-async def test_unexpected_error_after_a_write_rolls_the_write_back(
+async def test_unexpected_error_after_a_write_inside_a_tool_rolls_the_write_back(
     tools: ToolClient, user_factory: UserFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A tool that reads and then writes does both in one transaction: failing after the write
+    leaves the task as it was. (A tool of one statement, such as add_task, has nothing to
+    leave half done; the runtime opens no transaction of its own.)"""
     user = await user_factory()
-    real_add_task = tasks.add_task
+    added = await tools.ok("add_task", {"user_id": user, "title": "Half done"})
+    real_set_completed = tasks._set_completed
 
-    async def add_then_fail(*args: Any, **kwargs: Any) -> NoReturn:
-        await real_add_task(*args, **kwargs)
+    async def write_then_fail(*args: Any, **kwargs: Any) -> NoReturn:
+        await real_set_completed(*args, **kwargs)
         raise RuntimeError(SECRET)
 
-    monkeypatch.setattr(tasks, "add_task", add_then_fail)
+    monkeypatch.setattr(tasks, "_set_completed", write_then_fail)
 
-    envelope = await tools.call("add_task", {"user_id": user, "title": "Half done"})
+    envelope = await tools.call("complete_task", {"user_id": user, "task_id": added["task_id"]})
 
     assert envelope["data"] == {"error_code": 500}
-    assert await tools.tasks_of(user) == []
+    [task] = await tools.tasks_of(user)
+    assert task["completed"] is False
+    assert task["updated_at"] == added["updated_at"]
 
 
 async def test_database_unavailable_is_a_503_with_an_error_id_and_no_driver_text(

@@ -6,17 +6,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 
 import pytest
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.conftest import UserFactory
+from todo_mcp.db.connection import Connection
 from todo_mcp.db.engine import Database
-from todo_mcp.db.models import Task
 from todo_mcp.services import tasks
 from todo_mcp.services.errors import DomainError, InvalidInput, TaskNotFound, UserNotFound
 
 pytestmark = pytest.mark.anyio
 
-TaskOperation = Callable[[AsyncSession, str, int], Awaitable[object]]
+TaskOperation = Callable[[Connection, str, int], Awaitable[object]]
 
 # Every operation that names one task: each must treat ids and owners the same way.
 TASK_OPERATIONS: dict[str, TaskOperation] = {
@@ -36,32 +35,32 @@ USER_OPERATIONS: dict[str, TaskOperation] = {
 }
 
 
-async def add(db: Database, user_id: str, title: str, description: str | None = None) -> Task:
-    async with db.transaction() as session:
-        return await tasks.add_task(session, user_id=user_id, title=title, description=description)
+async def add(db: Database, user_id: str, title: str, description: str | None = None) -> tasks.TaskRecord:
+    async with db.connect() as conn:
+        return await tasks.add_task(conn, user_id=user_id, title=title, description=description)
 
 
-async def fetch(db: Database, user_id: str, task_id: int) -> Task:
-    async with db.transaction() as session:
-        return await tasks.get_task(session, user_id=user_id, task_id=task_id)
+async def fetch(db: Database, user_id: str, task_id: int) -> tasks.TaskRecord:
+    async with db.connect() as conn:
+        return await tasks.get_task(conn, user_id=user_id, task_id=task_id)
 
 
 async def titles(db: Database, user_id: str, status: tasks.TaskStatus = "all") -> list[str]:
-    async with db.transaction() as session:
-        return [task.title for task in await tasks.list_tasks(session, user_id=user_id, status=status)]
+    async with db.connect() as conn:
+        return [task.title for task in await tasks.list_tasks(conn, user_id=user_id, status=status)]
 
 
 async def outcome(db: Database, operation: TaskOperation, user_id: str, task_id: int) -> str:
     """The domain error an operation raises, by name and message, or "no error"."""
     try:
-        async with db.transaction() as session:
-            await operation(session, user_id, task_id)
+        async with db.connect() as conn:
+            await operation(conn, user_id, task_id)
     except DomainError as exc:
         return f"{type(exc).__name__}: {exc.message}"
     return "no error"
 
 
-def assert_utc(task: Task) -> None:
+def assert_utc(task: tasks.TaskRecord) -> None:
     assert task.created_at.tzinfo is not None
     assert task.created_at.utcoffset() == timedelta(0)
     assert task.updated_at.utcoffset() == timedelta(0)
@@ -77,7 +76,7 @@ async def test_added_task_is_stored_with_a_stripped_title_and_pending(
 
     added = await add(db, user, "  Buy milk \n", "  two litres  ")
 
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
     assert added.id is not None
     assert (stored.id, stored.user_id, stored.title, stored.description, stored.completed) == (
         added.id,
@@ -93,7 +92,7 @@ async def test_added_task_without_description_has_none(db: Database, user_factor
 
     added = await add(db, user, "Buy milk")
 
-    assert (await fetch(db, user, added.id or 0)).description is None
+    assert (await fetch(db, user, added.id)).description is None
 
 
 async def test_blank_description_on_add_is_stored_as_none(db: Database, user_factory: UserFactory) -> None:
@@ -101,7 +100,7 @@ async def test_blank_description_on_add_is_stored_as_none(db: Database, user_fac
 
     added = await add(db, user, "Buy milk", "   ")
 
-    assert (await fetch(db, user, added.id or 0)).description is None
+    assert (await fetch(db, user, added.id)).description is None
 
 
 @pytest.mark.parametrize("title", ["", "   ", "\t\n", "x" * 201, " " + "x" * 201 + " "])
@@ -124,7 +123,7 @@ async def test_title_of_200_characters_is_accepted_after_stripping(
 
     added = await add(db, user, f"   {title}   ")
 
-    assert (await fetch(db, user, added.id or 0)).title == title
+    assert (await fetch(db, user, added.id)).title == title
 
 
 async def test_description_of_1000_characters_is_accepted(db: Database, user_factory: UserFactory) -> None:
@@ -133,7 +132,7 @@ async def test_description_of_1000_characters_is_accepted(db: Database, user_fac
 
     added = await add(db, user, "Long one", description)
 
-    assert (await fetch(db, user, added.id or 0)).description == description
+    assert (await fetch(db, user, added.id)).description == description
 
 
 async def test_description_of_1001_characters_is_invalid(db: Database, user_factory: UserFactory) -> None:
@@ -168,9 +167,9 @@ async def test_text_the_database_cannot_store_is_invalid_input_not_a_crash(
 
 @pytest.mark.parametrize("user_id", ["bad\x00user", "bad\ud800user"], ids=["nul", "surrogate"])
 async def test_user_id_the_database_cannot_store_is_invalid_input(db: Database, user_id: str) -> None:
-    async with db.transaction() as session:
+    async with db.connect() as conn:
         with pytest.raises(InvalidInput, match="user_id"):
-            await tasks.list_tasks(session, user_id=user_id)
+            await tasks.list_tasks(conn, user_id=user_id)
 
 
 @pytest.mark.parametrize(
@@ -190,7 +189,7 @@ async def test_unusual_text_is_stored_and_returned_verbatim(
 
     added = await add(db, user, title, description)
 
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
     assert (stored.title, stored.description) == (title, description)
     # The tables are still there and still answer.
     assert await titles(db, user) == [title]
@@ -202,7 +201,7 @@ async def test_task_timestamps_are_timezone_aware_utc_when_read_back(
     user = await user_factory()
     added = await add(db, user, "Buy milk")
 
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
 
     assert_utc(added)
     assert_utc(stored)
@@ -221,8 +220,8 @@ async def test_tasks_are_listed_oldest_first_and_filtered_by_status(
     await add(db, user, "first")
     second = await add(db, user, "second")
     await add(db, user, "third")
-    async with db.transaction() as session:
-        await tasks.complete_task(session, user_id=user, task_id=second.id or 0)
+    async with db.connect() as conn:
+        await tasks.complete_task(conn, user_id=user, task_id=second.id)
 
     assert await titles(db, user) == ["first", "second", "third"]
     assert await titles(db, user, "pending") == ["first", "third"]
@@ -264,9 +263,7 @@ async def test_unknown_user_is_user_not_found_for_every_operation(
     other = await user_factory()
     existing = await add(db, other, "someone else's")
 
-    outcomes = {
-        name: await outcome(db, op, "ghost", existing.id or 0) for name, op in USER_OPERATIONS.items()
-    }
+    outcomes = {name: await outcome(db, op, "ghost", existing.id) for name, op in USER_OPERATIONS.items()}
 
     assert outcomes == dict.fromkeys(USER_OPERATIONS, f"UserNotFound: {UserNotFound('ghost').message}")
     assert await titles(db, other) == ["someone else's"]
@@ -282,12 +279,12 @@ async def test_another_users_task_is_reported_exactly_like_a_missing_one(
     assert theirs.id is not None
     missing_id = theirs.id + 1000
 
-    async with db.transaction() as session:
+    async with db.connect() as conn:
         with pytest.raises(TaskNotFound) as for_theirs:
-            await operation(session, intruder, theirs.id)
-    async with db.transaction() as session:
+            await operation(conn, intruder, theirs.id)
+    async with db.connect() as conn:
         with pytest.raises(TaskNotFound) as for_missing:
-            await operation(session, intruder, missing_id)
+            await operation(conn, intruder, missing_id)
 
     assert type(for_theirs.value) is type(for_missing.value)
     assert for_theirs.value.code == for_missing.value.code == 404
@@ -317,9 +314,9 @@ async def test_large_task_id_without_a_task_is_not_found_or_invalid_never_a_cras
     # Any answer but a domain error (e.g. a driver overflow) would reach callers as a 500.
     user = await user_factory()
 
-    async with db.transaction() as session:
+    async with db.connect() as conn:
         with pytest.raises((TaskNotFound, InvalidInput)):
-            await tasks.complete_task(session, user_id=user, task_id=task_id)
+            await tasks.complete_task(conn, user_id=user, task_id=task_id)
 
 
 # --- complete_task ----------------------------------------------------------------------------
@@ -331,13 +328,13 @@ async def test_completing_a_task_marks_it_completed_and_moves_updated_at(
     user = await user_factory()
     added = await add(db, user, "Buy milk")
 
-    async with db.transaction() as session:
-        completion = await tasks.complete_task(session, user_id=user, task_id=added.id or 0)
+    async with db.connect() as conn:
+        completion = await tasks.complete_task(conn, user_id=user, task_id=added.id)
 
     assert completion.already_completed is False
     assert completion.task.completed is True
     assert completion.task.updated_at >= added.updated_at
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
     assert stored.completed is True
     assert stored.created_at == added.created_at
     assert stored.updated_at == completion.task.updated_at
@@ -346,16 +343,16 @@ async def test_completing_a_task_marks_it_completed_and_moves_updated_at(
 async def test_completing_a_completed_task_changes_nothing(db: Database, user_factory: UserFactory) -> None:
     user = await user_factory()
     added = await add(db, user, "Buy milk")
-    async with db.transaction() as session:
-        first = await tasks.complete_task(session, user_id=user, task_id=added.id or 0)
+    async with db.connect() as conn:
+        first = await tasks.complete_task(conn, user_id=user, task_id=added.id)
 
-    async with db.transaction() as session:
-        second = await tasks.complete_task(session, user_id=user, task_id=added.id or 0)
+    async with db.connect() as conn:
+        second = await tasks.complete_task(conn, user_id=user, task_id=added.id)
 
     assert second.already_completed is True
     assert second.task.completed is True
     assert second.task.updated_at == first.task.updated_at
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
     assert (stored.completed, stored.updated_at) == (True, first.task.updated_at)
 
 
@@ -364,13 +361,13 @@ async def test_set_task_completed_false_reopens_a_completed_task(
 ) -> None:
     user = await user_factory()
     added = await add(db, user, "Buy milk")
-    async with db.transaction() as session:
-        await tasks.complete_task(session, user_id=user, task_id=added.id or 0)
+    async with db.connect() as conn:
+        await tasks.complete_task(conn, user_id=user, task_id=added.id)
 
-    async with db.transaction() as session:
-        await tasks.set_task_completed(session, user_id=user, task_id=added.id or 0, completed=False)
+    async with db.connect() as conn:
+        await tasks.set_task_completed(conn, user_id=user, task_id=added.id, completed=False)
 
-    assert (await fetch(db, user, added.id or 0)).completed is False
+    assert (await fetch(db, user, added.id)).completed is False
     assert await titles(db, user, "pending") == ["Buy milk"]
 
 
@@ -383,11 +380,11 @@ async def test_update_with_neither_field_is_invalid_and_changes_nothing(
     user = await user_factory()
     added = await add(db, user, "Buy milk", "two litres")
 
-    async with db.transaction() as session:
+    async with db.connect() as conn:
         with pytest.raises(InvalidInput, match="new title, a new description, or both"):
-            await tasks.update_task(session, user_id=user, task_id=added.id or 0)
+            await tasks.update_task(conn, user_id=user, task_id=added.id)
 
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
     assert (stored.title, stored.description, stored.updated_at) == (
         "Buy milk",
         "two litres",
@@ -401,13 +398,11 @@ async def test_update_of_the_title_only_keeps_the_description(
     user = await user_factory()
     added = await add(db, user, "Buy milk", "two litres")
 
-    async with db.transaction() as session:
-        update = await tasks.update_task(
-            session, user_id=user, task_id=added.id or 0, title="  Buy oat milk "
-        )
+    async with db.connect() as conn:
+        update = await tasks.update_task(conn, user_id=user, task_id=added.id, title="  Buy oat milk ")
 
     assert update.updated_fields == ["title"]
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
     assert (stored.title, stored.description) == ("Buy oat milk", "two litres")
     assert stored.updated_at >= added.updated_at
     assert stored.created_at == added.created_at
@@ -419,11 +414,11 @@ async def test_update_of_the_description_only_keeps_the_title(
     user = await user_factory()
     added = await add(db, user, "Buy milk", "two litres")
 
-    async with db.transaction() as session:
-        update = await tasks.update_task(session, user_id=user, task_id=added.id or 0, description="three")
+    async with db.connect() as conn:
+        update = await tasks.update_task(conn, user_id=user, task_id=added.id, description="three")
 
     assert update.updated_fields == ["description"]
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
     assert (stored.title, stored.description) == ("Buy milk", "three")
 
 
@@ -431,14 +426,14 @@ async def test_update_of_both_fields_reports_both(db: Database, user_factory: Us
     user = await user_factory()
     added = await add(db, user, "Buy milk")
 
-    async with db.transaction() as session:
+    async with db.connect() as conn:
         update = await tasks.update_task(
-            session, user_id=user, task_id=added.id or 0, title="Buy bread", description="rye"
+            conn, user_id=user, task_id=added.id, title="Buy bread", description="rye"
         )
 
     assert update.updated_fields == ["title", "description"]
     assert (update.task.title, update.task.description) == ("Buy bread", "rye")
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
     assert (stored.title, stored.description) == ("Buy bread", "rye")
 
 
@@ -449,13 +444,11 @@ async def test_empty_description_on_update_clears_it(
     user = await user_factory()
     added = await add(db, user, "Buy milk", "two litres")
 
-    async with db.transaction() as session:
-        update = await tasks.update_task(
-            session, user_id=user, task_id=added.id or 0, description=description
-        )
+    async with db.connect() as conn:
+        update = await tasks.update_task(conn, user_id=user, task_id=added.id, description=description)
 
     assert update.updated_fields == ["description"]
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
     assert (stored.title, stored.description) == ("Buy milk", None)
 
 
@@ -470,13 +463,13 @@ async def test_invalid_update_is_rejected_and_changes_nothing(
     user = await user_factory()
     added = await add(db, user, "Buy milk", "two litres")
 
-    async with db.transaction() as session:
+    async with db.connect() as conn:
         with pytest.raises(InvalidInput):
             await tasks.update_task(
-                session, user_id=user, task_id=added.id or 0, title=title, description=description
+                conn, user_id=user, task_id=added.id, title=title, description=description
             )
 
-    stored = await fetch(db, user, added.id or 0)
+    stored = await fetch(db, user, added.id)
     assert (stored.title, stored.description, stored.updated_at) == (
         "Buy milk",
         "two litres",
@@ -492,22 +485,22 @@ async def test_deleted_task_is_returned_and_gone(db: Database, user_factory: Use
     keep = await add(db, user, "keep me")
     doomed = await add(db, user, "delete me", "bye")
 
-    async with db.transaction() as session:
-        deleted = await tasks.delete_task(session, user_id=user, task_id=doomed.id or 0)
+    async with db.connect() as conn:
+        deleted = await tasks.delete_task(conn, user_id=user, task_id=doomed.id)
 
     assert (deleted.id, deleted.title, deleted.description) == (doomed.id, "delete me", "bye")
     with pytest.raises(TaskNotFound):
-        await fetch(db, user, doomed.id or 0)
+        await fetch(db, user, doomed.id)
     assert await titles(db, user) == ["keep me"]
-    assert (await fetch(db, user, keep.id or 0)).title == "keep me"
+    assert (await fetch(db, user, keep.id)).title == "keep me"
 
 
 async def test_deleting_a_deleted_task_is_not_found(db: Database, user_factory: UserFactory) -> None:
     user = await user_factory()
     added = await add(db, user, "Buy milk")
-    async with db.transaction() as session:
-        await tasks.delete_task(session, user_id=user, task_id=added.id or 0)
+    async with db.connect() as conn:
+        await tasks.delete_task(conn, user_id=user, task_id=added.id)
 
-    async with db.transaction() as session:
+    async with db.connect() as conn:
         with pytest.raises(TaskNotFound, match=f"Task {added.id} was not found"):
-            await tasks.delete_task(session, user_id=user, task_id=added.id or 0)
+            await tasks.delete_task(conn, user_id=user, task_id=added.id)

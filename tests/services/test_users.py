@@ -135,9 +135,10 @@ async def test_deleting_an_unknown_user_is_user_not_found(db: Database) -> None:
 
 async def _populate(db: Database, user_id: str) -> None:
     """Two tasks, and a conversation with two messages."""
+    async with db.connect() as conn:
+        await tasks.add_task(conn, user_id=user_id, title=f"{user_id} one")
+        await tasks.add_task(conn, user_id=user_id, title=f"{user_id} two")
     async with db.transaction() as session:
-        await tasks.add_task(session, user_id=user_id, title=f"{user_id} one")
-        await tasks.add_task(session, user_id=user_id, title=f"{user_id} two")
         conversation = await conversations.create_conversation(session, user_id=user_id)
         for role in ("user", "assistant"):
             await conversations.append_message(
@@ -171,10 +172,10 @@ async def test_deleting_a_user_removes_their_tasks_conversations_and_messages_on
     assert await _row_counts(db, alice) == (0, 0, 0, 0)
     assert await _row_counts(db, bob) == (1, 2, 1, 2)
     assert await user_ids(db) == [bob]
-    async with db.transaction() as session:
+    async with db.connect() as conn:
         with pytest.raises(UserNotFound):
-            await tasks.list_tasks(session, user_id=alice)
-        bobs = await tasks.list_tasks(session, user_id=bob)
+            await tasks.list_tasks(conn, user_id=alice)
+        bobs = await tasks.list_tasks(conn, user_id=bob)
     assert [task.title for task in bobs] == [f"{bob} one", f"{bob} two"]
 
 
@@ -186,5 +187,5 @@ async def test_a_deleted_users_id_and_email_can_be_used_again(db: Database) -> N
     again = await create(db, "ada", "ada@example.com")
 
     assert again.id == "ada"
-    async with db.transaction() as session:
-        assert await tasks.list_tasks(session, user_id="ada") == []
+    async with db.connect() as conn:
+        assert await tasks.list_tasks(conn, user_id="ada") == []

@@ -70,8 +70,8 @@ async def stdio_session(database_url: str, workdir: Path, *, user: str, mode: st
 async def titles_of(database_url: str, user_id: str) -> list[str]:
     db = Database.from_settings(make_settings(database_url))
     try:
-        async with db.transaction() as session:
-            return [task.title for task in await tasks.list_tasks(session, user_id=user_id)]
+        async with db.connect() as conn:
+            return [task.title for task in await tasks.list_tasks(conn, user_id=user_id)]
     finally:
         await db.dispose()
 
@@ -116,8 +116,8 @@ async def test_stdio_refuses_every_call_for_another_user_and_writes_nothing(
 ) -> None:
     db = Database.from_settings(make_settings(database_url))
     try:
-        async with db.transaction() as session:
-            bobs = await tasks.add_task(session, user_id="bob", title="Bob's task")
+        async with db.connect() as conn:
+            bobs = await tasks.add_task(conn, user_id="bob", title="Bob's task")
     finally:
         await db.dispose()
     assert bobs.id is not None
@@ -236,6 +236,12 @@ def test_stdio_writes_nothing_but_json_rpc_to_stdout(database_url: str, tmp_path
     assert returncode == 0, stderr
 
 
+def _reached_the_database(log: str) -> bool:
+    """Whether DEBUG logging shows add_task's first statement handed to SQLite: a BEGIN IMMEDIATE
+    if the call runs in a transaction, else the INSERT; either waits for the write lock."""
+    return "BEGIN IMMEDIATE" in log or "INSERT INTO tasks" in log
+
+
 def test_stdio_exits_when_its_client_disconnects_during_a_call(database_url: str, tmp_path: Path) -> None:
     """A desktop client that quits mid-call must not leave an orphaned server process behind."""
     # DEBUG logging shows each SQL statement, which is how the test sees the call reach the database.
@@ -278,7 +284,7 @@ def test_stdio_exits_when_its_client_disconnects_during_a_call(database_url: str
         process.stdin.write(json.dumps(add) + "\n")
         process.stdin.flush()
         deadline = time.monotonic() + RAW_SESSION_DEADLINE_SECONDS
-        while "BEGIN IMMEDIATE" not in stderr_path.read_text()[started_at:]:
+        while not _reached_the_database(stderr_path.read_text()[started_at:]):
             assert time.monotonic() < deadline, "the call never reached the database"
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=0.02)  # the pause between polls; notices an early exit

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from todo_mcp.db.models import Conversation, Message, Task, User
+from todo_mcp.db.models import Conversation, Message, User
+from todo_mcp.services.tasks import TaskRecord
 
 EXAMPLE_TIME = "2026-11-24T10:00:00Z"
 
@@ -109,8 +110,7 @@ class TaskPublic(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, task: Task) -> TaskPublic:
-        assert task.id is not None
+    def of(cls, task: TaskRecord) -> TaskPublic:
         return cls(
             id=task.id,
             user_id=task.user_id,

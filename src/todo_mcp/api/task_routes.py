@@ -17,30 +17,30 @@ router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=ERRO
 async def list_user_tasks(
     owner: OwnerDep, db: DatabaseDep, status: Literal["all", "pending", "completed"] = "all"
 ) -> list[TaskPublic]:
-    async with db.transaction() as session:
-        found = await tasks.list_tasks(session, user_id=owner, status=status)
+    async with db.connect() as conn:
+        found = await tasks.list_tasks(conn, user_id=owner, status=status)
     return [TaskPublic.of(task) for task in found]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Add a task")
 async def create_task(owner: OwnerDep, db: DatabaseDep, body: TaskCreate) -> TaskPublic:
-    async with db.transaction() as session:
-        task = await tasks.add_task(session, user_id=owner, title=body.title, description=body.description)
+    async with db.connect() as conn:
+        task = await tasks.add_task(conn, user_id=owner, title=body.title, description=body.description)
     return TaskPublic.of(task)
 
 
 @router.get("/{task_id}", summary="Get one task")
 async def get_task(owner: OwnerDep, db: DatabaseDep, task_id: int) -> TaskPublic:
-    async with db.transaction() as session:
-        task = await tasks.get_task(session, user_id=owner, task_id=task_id)
+    async with db.connect() as conn:
+        task = await tasks.get_task(conn, user_id=owner, task_id=task_id)
     return TaskPublic.of(task)
 
 
 @router.put("/{task_id}", summary="Change a task's title, description or completion")
 async def update_task(owner: OwnerDep, db: DatabaseDep, task_id: int, body: TaskUpdate) -> TaskPublic:
-    async with db.transaction() as session:
+    async with db.connect() as conn:
         task = await tasks.edit_task(
-            session,
+            conn,
             user_id=owner,
             task_id=task_id,
             title=body.title,
@@ -52,8 +52,8 @@ async def update_task(owner: OwnerDep, db: DatabaseDep, task_id: int, body: Task
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a task")
 async def delete_task(owner: OwnerDep, db: DatabaseDep, task_id: int) -> Response:
-    async with db.transaction() as session:
-        await tasks.delete_task(session, user_id=owner, task_id=task_id)
+    async with db.connect() as conn:
+        await tasks.delete_task(conn, user_id=owner, task_id=task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -66,6 +66,6 @@ async def complete_task(
 ) -> TaskPublic:
     """With no body (or no `completed`), flips the task between pending and completed."""
     completed = body.completed if body is not None else None
-    async with db.transaction() as session:
-        task = await tasks.set_task_completed(session, user_id=owner, task_id=task_id, completed=completed)
+    async with db.connect() as conn:
+        task = await tasks.set_task_completed(conn, user_id=owner, task_id=task_id, completed=completed)
     return TaskPublic.of(task)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from todo_mcp.config import Settings
+from todo_mcp.db.connection import Connection, PostgresConnection, SqliteConnection
 from todo_mcp.services.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -72,11 +75,48 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 class Database:
-    """Owns the engine; hands out one session per unit of work."""
+    """Owns the engine; hands out ORM sessions and lean driver connections from its one pool."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        self._wrap: Callable[[Any], Connection] = (
+            SqliteConnection if engine.dialect.name == "sqlite" else PostgresConnection
+        )
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[Connection]:
+        """A pooled driver connection for one unit of work (see `db.connection`).
+
+        A connection whose server went away is discarded rather than pooled, and the error
+        comes out as `DatabaseUnavailable`. A transaction left open (the block raised while the
+        rollback failed, or was cancelled) also discards the connection: the pool must never
+        hand out a connection in the middle of someone's transaction.
+        """
+        try:
+            pooled = await self.engine.raw_connection()
+        except Exception as exc:
+            if _is_connectivity_error(exc):
+                raise DatabaseUnavailable() from exc
+            raise
+        connection = self._wrap(pooled.driver_connection)
+        discard: BaseException | None = None
+        try:
+            yield connection
+        except BaseException as exc:
+            if connection.unavailable(exc):
+                discard = exc
+                if not isinstance(exc, DatabaseUnavailable):
+                    raise DatabaseUnavailable() from exc
+            raise
+        finally:
+            if discard is None and connection.in_transaction:
+                discard = RuntimeError("connection returned inside a transaction")
+            with anyio.CancelScope(shield=True):
+                if discard is None:
+                    await greenlet_spawn(pooled.close)
+                else:
+                    await greenlet_spawn(pooled.invalidate, discard)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:

@@ -14,18 +14,16 @@ from typing import Annotated, Any, Literal, cast
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from sqlmodel.ext.asyncio.session import AsyncSession
+from pydantic import BeforeValidator, ConfigDict, Field
 
+from todo_mcp.db.connection import Connection
 from todo_mcp.mcp.envelope import (
-    DeletedTaskOut,
     DeletedTaskResult,
-    TaskListOut,
     TaskListResult,
-    TaskOut,
     TaskResult,
-    UpdatedTaskOut,
     UpdatedTaskResult,
+    task_data,
+    task_list_data,
 )
 from todo_mcp.mcp.runtime import ToolRuntime
 from todo_mcp.services import tasks
@@ -79,9 +77,9 @@ class TaskTools:
         new task, including the task_id that the other tools take.
         """
 
-        async def operation(session: AsyncSession) -> tuple[BaseModel, str]:
-            task = await tasks.add_task(session, user_id=user_id, title=title, description=description)
-            return TaskOut.of(task), f"Task {task.id} '{task.title}' was added."
+        async def operation(conn: Connection) -> tuple[dict[str, Any], str]:
+            task = await tasks.add_task(conn, user_id=user_id, title=title, description=description)
+            return task_data(task), f"Task {task.id} '{task.title}' was added."
 
         return await self._runtime.run("add_task", user_id, operation)
 
@@ -99,10 +97,9 @@ class TaskTools:
         a task before completing, updating or deleting it.
         """
 
-        async def operation(session: AsyncSession) -> tuple[BaseModel, str]:
-            found = await tasks.list_tasks(session, user_id=user_id, status=status)
-            out = TaskListOut(tasks=[TaskOut.of(task) for task in found], count=len(found))
-            return out, _summary(len(found), status)
+        async def operation(conn: Connection) -> tuple[dict[str, Any], str]:
+            found = await tasks.list_tasks(conn, user_id=user_id, status=status)
+            return task_list_data(found), _summary(len(found), status)
 
         return await self._runtime.run("list_tasks", user_id, operation)
 
@@ -113,12 +110,12 @@ class TaskTools:
         the task_id, call list_tasks first.
         """
 
-        async def operation(session: AsyncSession) -> tuple[BaseModel, str]:
-            done = await tasks.complete_task(session, user_id=user_id, task_id=task_id)
+        async def operation(conn: Connection) -> tuple[dict[str, Any], str]:
+            done = await tasks.complete_task(conn, user_id=user_id, task_id=task_id)
             task = done.task
             if done.already_completed:
-                return TaskOut.of(task), f"Task {task.id} '{task.title}' was already completed."
-            return TaskOut.of(task), f"Task {task.id} '{task.title}' is now completed."
+                return task_data(task), f"Task {task.id} '{task.title}' was already completed."
+            return task_data(task), f"Task {task.id} '{task.title}' is now completed."
 
         return await self._runtime.run("complete_task", user_id, operation)
 
@@ -131,12 +128,10 @@ class TaskTools:
         when the user asks to remove the task.
         """
 
-        async def operation(session: AsyncSession) -> tuple[BaseModel, str]:
-            task = await tasks.delete_task(session, user_id=user_id, task_id=task_id)
-            assert task.id is not None
-            return DeletedTaskOut(
-                task_id=task.id, title=task.title
-            ), f"Task {task.id} '{task.title}' was deleted."
+        async def operation(conn: Connection) -> tuple[dict[str, Any], str]:
+            task = await tasks.delete_task(conn, user_id=user_id, task_id=task_id)
+            # As DeletedTaskOut.
+            return {"task_id": task.id, "title": task.title}, f"Task {task.id} '{task.title}' was deleted."
 
         return await self._runtime.run("delete_task", user_id, operation)
 
@@ -161,13 +156,14 @@ class TaskTools:
         this tool does not change completion.
         """
 
-        async def operation(session: AsyncSession) -> tuple[BaseModel, str]:
+        async def operation(conn: Connection) -> tuple[dict[str, Any], str]:
             update = await tasks.update_task(
-                session, user_id=user_id, task_id=task_id, title=title, description=description
+                conn, user_id=user_id, task_id=task_id, title=title, description=description
             )
-            task = TaskOut.of(update.task)
-            out = UpdatedTaskOut(task_id=task.task_id, updated_fields=update.updated_fields, task=task)
-            return out, f"Task {task.task_id} was updated ({', '.join(update.updated_fields)})."
+            task = update.task
+            # As UpdatedTaskOut.
+            out = {"task_id": task.id, "updated_fields": update.updated_fields, "task": task_data(task)}
+            return out, f"Task {task.id} was updated ({', '.join(update.updated_fields)})."
 
         return await self._runtime.run("update_task", user_id, operation)
 

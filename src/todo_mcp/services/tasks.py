@@ -2,82 +2,123 @@
 
 A task that belongs to another user is reported exactly like a missing task, so no answer
 reveals whether someone else's task id exists.
+
+These are the calls agents make all day, so they run their SQL on the driver connection
+(`db.connection`) rather than through the ORM; the tables are still the SQLModel ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import and_
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from todo_mcp.db.models import Task, User
+from todo_mcp.db.connection import Connection, IntegrityViolation, Row
 from todo_mcp.db.types import utcnow
 from todo_mcp.services.errors import InvalidInput, TaskNotFound, UserNotFound
-from todo_mcp.services.users import require_user
 from todo_mcp.services.validation import check_row_id, check_user_id, clean_description, clean_title
 
 TaskStatus = Literal["all", "pending", "completed"]
 TaskField = Literal["title", "description"]
 
+_INSERT = (
+    "INSERT INTO tasks (user_id, title, description, completed, created_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $5) "
+    "RETURNING id, user_id, title, description, completed, created_at, updated_at"
+)
+# One query answers both "does the user exist" and the list: a user without (matching) tasks
+# comes back as one row of NULL task columns.
+_LIST_ALL = (
+    "SELECT users.id, tasks.id, tasks.user_id, tasks.title, tasks.description, tasks.completed, "
+    "tasks.created_at, tasks.updated_at FROM users "
+    "LEFT JOIN tasks ON tasks.user_id = users.id "
+    "WHERE users.id = $1 ORDER BY tasks.id"
+)
+_LIST_BY_COMPLETION = (
+    "SELECT users.id, tasks.id, tasks.user_id, tasks.title, tasks.description, tasks.completed, "
+    "tasks.created_at, tasks.updated_at FROM users "
+    "LEFT JOIN tasks ON tasks.user_id = users.id AND tasks.completed = $2 "
+    "WHERE users.id = $1 ORDER BY tasks.id"
+)
+_GET = (
+    "SELECT id, user_id, title, description, completed, created_at, updated_at "
+    "FROM tasks WHERE id = $1 AND user_id = $2"
+)
+_USER_EXISTS = "SELECT 1 FROM users WHERE id = $1"
+_SET_COMPLETED = "UPDATE tasks SET completed = $2, updated_at = $3 WHERE id = $1"
+_SET_TEXT = "UPDATE tasks SET title = $2, description = $3, updated_at = $4 WHERE id = $1"
+_DELETE = "DELETE FROM tasks WHERE id = $1"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    id: int
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    created_at: datetime
+    updated_at: datetime
+
 
 @dataclass(frozen=True)
 class Completion:
-    task: Task
+    task: TaskRecord
     already_completed: bool
 
 
 @dataclass(frozen=True)
 class Update:
-    task: Task
+    task: TaskRecord
     updated_fields: list[TaskField]
 
 
-async def add_task(
-    session: AsyncSession, *, user_id: str, title: str, description: str | None = None
-) -> Task:
-    now = utcnow()
-    task = Task(
-        user_id=check_user_id(user_id),
-        title=clean_title(title),
-        description=clean_description(description),
-        created_at=now,
-        updated_at=now,
+def _record(conn: Connection, row: Row) -> TaskRecord:
+    task_id, user_id, title, description, completed, created_at, updated_at = row
+    return TaskRecord(
+        id=task_id,
+        user_id=user_id,
+        title=title,
+        description=description,
+        completed=bool(completed),  # SQLite answers 0 or 1
+        created_at=conn.read_time(created_at),
+        updated_at=conn.read_time(updated_at),
     )
-    session.add(task)
+
+
+async def require_user(conn: Connection, *, user_id: str) -> None:
+    """Raise `UserNotFound` unless the user exists."""
+    if await conn.fetchrow(_USER_EXISTS, user_id) is None:
+        raise UserNotFound(user_id)
+
+
+async def add_task(
+    conn: Connection, *, user_id: str, title: str, description: str | None = None
+) -> TaskRecord:
+    user_id = check_user_id(user_id)
+    values = (clean_title(title), clean_description(description))
     try:
-        await session.flush()
-    except IntegrityError as exc:
+        row = await conn.fetchrow(_INSERT, user_id, *values, False, conn.time(utcnow()))
+    except IntegrityViolation as exc:
         # The user foreign key is the only constraint an insert can break.
         raise UserNotFound(user_id) from exc
-    return task
+    assert row is not None
+    return _record(conn, row)
 
 
-async def list_tasks(session: AsyncSession, *, user_id: str, status: TaskStatus = "all") -> list[Task]:
-    """The user's tasks, oldest first. One query answers both "does the user exist" and the list."""
+async def list_tasks(conn: Connection, *, user_id: str, status: TaskStatus = "all") -> list[TaskRecord]:
+    """The user's tasks, oldest first."""
     check_user_id(user_id)
-    join_on = col(Task.user_id) == col(User.id)
-    if status == "pending":
-        join_on = and_(join_on, col(Task.completed).is_(False))
-    elif status == "completed":
-        join_on = and_(join_on, col(Task.completed).is_(True))
-    rows = (
-        await session.exec(
-            select(User.id, Task)
-            .outerjoin(Task, join_on)
-            .where(col(User.id) == user_id)
-            .order_by(col(Task.id))
-        )
-    ).all()
+    if status == "all":
+        rows = await conn.fetch(_LIST_ALL, user_id)
+    else:
+        rows = await conn.fetch(_LIST_BY_COMPLETION, user_id, status == "completed")
     if not rows:
         raise UserNotFound(user_id)
-    return [task for _, task in rows if task is not None]
+    return [_record(conn, row[1:]) for row in rows if row[1] is not None]
 
 
-async def get_task(session: AsyncSession, *, user_id: str, task_id: int, for_update: bool = False) -> Task:
+async def get_task(conn: Connection, *, user_id: str, task_id: int, for_update: bool = False) -> TaskRecord:
     """The user's task, or `TaskNotFound` (or `UserNotFound` for an unknown user).
 
     `for_update` locks the row until the transaction ends, so a task deleted by a concurrent
@@ -85,69 +126,72 @@ async def get_task(session: AsyncSession, *, user_id: str, task_id: int, for_upd
     """
     check_user_id(user_id)
     check_row_id(task_id, "task_id")
-    query = select(Task).where(col(Task.id) == task_id, col(Task.user_id) == user_id)
-    task = (await session.exec(query.with_for_update() if for_update else query)).first()
-    if task is None:
+    row = await conn.fetchrow(_GET + conn.for_update if for_update else _GET, task_id, user_id)
+    if row is None:
         # Only the failure path pays for telling an unknown user from a missing task.
-        await require_user(session, user_id=user_id)
+        await require_user(conn, user_id=user_id)
         raise TaskNotFound(task_id)
-    return task
+    return _record(conn, row)
 
 
-async def complete_task(session: AsyncSession, *, user_id: str, task_id: int) -> Completion:
+async def complete_task(conn: Connection, *, user_id: str, task_id: int) -> Completion:
     """Mark the task completed; completing a completed task succeeds and changes nothing."""
-    task = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
-    if task.completed:
-        return Completion(task=task, already_completed=True)
-    task.completed = True
-    task.updated_at = utcnow()
-    await session.flush()
-    return Completion(task=task, already_completed=False)
+    async with conn.transaction():
+        task = await get_task(conn, user_id=user_id, task_id=task_id, for_update=True)
+        if task.completed:
+            return Completion(task=task, already_completed=True)
+        return Completion(task=await _set_completed(conn, task, True), already_completed=False)
+
+
+async def _set_completed(conn: Connection, task: TaskRecord, completed: bool) -> TaskRecord:
+    changed = replace(task, completed=completed, updated_at=utcnow())
+    await conn.execute(_SET_COMPLETED, task.id, completed, conn.time(changed.updated_at))
+    return changed
 
 
 async def set_task_completed(
-    session: AsyncSession, *, user_id: str, task_id: int, completed: bool | None
-) -> Task:
+    conn: Connection, *, user_id: str, task_id: int, completed: bool | None
+) -> TaskRecord:
     """Set the task's completion; None flips it (what web front ends send as an empty PATCH)."""
-    task = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
-    if completed is None:
-        completed = not task.completed
-    if task.completed != completed:
-        task.completed = completed
-        task.updated_at = utcnow()
-        await session.flush()
-    return task
+    async with conn.transaction():
+        task = await get_task(conn, user_id=user_id, task_id=task_id, for_update=True)
+        if completed is None:
+            completed = not task.completed
+        if task.completed == completed:
+            return task
+        return await _set_completed(conn, task, completed)
 
 
 async def edit_task(
-    session: AsyncSession,
+    conn: Connection,
     *,
     user_id: str,
     task_id: int,
     title: str | None = None,
     description: str | None = None,
     completed: bool | None = None,
-) -> Task:
+) -> TaskRecord:
     """Change any of title, description and completion at once (a REST PUT)."""
     if title is None and description is None and completed is None:
         raise InvalidInput("Give at least one of title, description and completed; nothing was changed.")
-    if title is not None or description is not None:
-        await update_task(session, user_id=user_id, task_id=task_id, title=title, description=description)
-    if completed is None:
-        return await get_task(session, user_id=user_id, task_id=task_id)
-    return await set_task_completed(session, user_id=user_id, task_id=task_id, completed=completed)
+    async with conn.transaction():
+        if title is not None or description is not None:
+            await update_task(conn, user_id=user_id, task_id=task_id, title=title, description=description)
+        if completed is None:
+            return await get_task(conn, user_id=user_id, task_id=task_id)
+        return await set_task_completed(conn, user_id=user_id, task_id=task_id, completed=completed)
 
 
-async def delete_task(session: AsyncSession, *, user_id: str, task_id: int) -> Task:
+async def delete_task(conn: Connection, *, user_id: str, task_id: int) -> TaskRecord:
     """Delete the task and return it as it was."""
-    task = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
-    await session.delete(task)
-    await session.flush()
+    async with conn.transaction():
+        task = await get_task(conn, user_id=user_id, task_id=task_id, for_update=True)
+        await conn.execute(_DELETE, task.id)
     return task
 
 
 async def update_task(
-    session: AsyncSession,
+    conn: Connection,
     *,
     user_id: str,
     task_id: int,
@@ -159,19 +203,20 @@ async def update_task(
         raise InvalidInput("Give a new title, a new description, or both; nothing was changed.")
     new_title = clean_title(title) if title is not None else None
     new_description = clean_description(description) if description is not None else None
-    task = await get_task(session, user_id=user_id, task_id=task_id, for_update=True)
-    updated: list[TaskField] = []
-    changed = False
-    if new_title is not None:
-        changed = changed or task.title != new_title
-        task.title = new_title
-        updated.append("title")
-    if description is not None:
-        changed = changed or task.description != new_description
-        task.description = new_description
-        updated.append("description")
-    if changed:
-        # Repeating the same update leaves the task exactly as it was, updated_at included.
-        task.updated_at = utcnow()
-        await session.flush()
-    return Update(task=task, updated_fields=updated)
+    async with conn.transaction():
+        task = await get_task(conn, user_id=user_id, task_id=task_id, for_update=True)
+        updated: list[TaskField] = []
+        changed = task
+        if new_title is not None:
+            changed = replace(changed, title=new_title)
+            updated.append("title")
+        if description is not None:
+            changed = replace(changed, description=new_description)
+            updated.append("description")
+        if changed != task:
+            # Repeating the same update leaves the task exactly as it was, updated_at included.
+            changed = replace(changed, updated_at=utcnow())
+            await conn.execute(
+                _SET_TEXT, task.id, changed.title, changed.description, conn.time(changed.updated_at)
+            )
+    return Update(task=changed, updated_fields=updated)

@@ -1,0 +1,190 @@
+"""SQL on the pooled driver connection: the lean path the task tools run on.
+
+Every tool call is a query or two. Through the ORM each one cost about 1 ms of CPU (session,
+unit of work, identity map, greenlet hops); the driver alone costs a tenth of that. So the task
+service writes its SQL once, with `$1`-style parameters, and runs it here on the connection that
+SQLAlchemy's pool hands out: one pool per process whichever path a request takes, and on
+SQLite the same single connection that queues every writer.
+
+A `Connection` runs each statement on its own (autocommit) until `transaction()` opens a
+transaction; a single INSERT ... RETURNING or SELECT needs none, which saves two round trips.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+import anyio
+import asyncpg
+
+from todo_mcp.services.errors import DatabaseUnavailable
+
+Row = Sequence[Any]
+
+
+class IntegrityViolation(Exception):
+    """A constraint (foreign key, unique, check) refused the statement."""
+
+
+class Connection(ABC):
+    """One pooled driver connection, lent for one unit of work."""
+
+    # Appended to a SELECT that must lock the rows it reads until the transaction ends.
+    for_update: str = ""
+
+    def __init__(self) -> None:
+        self._depth = 0
+
+    @abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, *args: Any) -> None: ...
+
+    @abstractmethod
+    def time(self, value: datetime) -> Any:
+        """A UTC datetime as this database stores it."""
+
+    @abstractmethod
+    def read_time(self, value: Any) -> datetime:
+        """A stored timestamp as an aware UTC datetime."""
+
+    @abstractmethod
+    def _is_connectivity_error(self, exc: BaseException) -> bool: ...
+
+    _begin_sql = "BEGIN"
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Commit when the block ends, roll back if it raises. Nested blocks join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        # Counted as open before BEGIN is sent: a BEGIN cancelled in flight may still have
+        # started a transaction on the server.
+        self._depth = 1
+        try:
+            await self.execute(self._begin_sql)
+            yield
+        except BaseException:
+            # Shielded: a cancelled request must still end its transaction. If the rollback
+            # fails, the depth stays up and `Database.connect` discards the connection; the
+            # original error is the one worth reporting.
+            with anyio.CancelScope(shield=True), suppress(Exception):
+                await self.execute("ROLLBACK")
+                self._depth = 0
+            raise
+        await self.execute("COMMIT")
+        self._depth = 0
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def unavailable(self, exc: BaseException) -> bool:
+        """True when `exc` means the connection or the server is gone (the caller should
+        discard the connection and answer 503)."""
+        return isinstance(exc, DatabaseUnavailable) or self._is_connectivity_error(exc)
+
+
+class PostgresConnection(Connection):
+    for_update = " FOR UPDATE"
+
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        super().__init__()
+        self._driver = driver
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            rows: list[Row] = await self._driver.fetch(sql, *args)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+        return rows
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        try:
+            await self._driver.execute(sql, *args)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+    def time(self, value: datetime) -> datetime:
+        return value
+
+    def read_time(self, value: Any) -> datetime:
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+
+    def _is_connectivity_error(self, exc: BaseException) -> bool:
+        if isinstance(exc, asyncpg.DataError | asyncpg.QueryCanceledError):
+            # Bad parameters (a DataError is an InterfaceError too) and a cancelled statement
+            # leave the connection fine.
+            return False
+        return isinstance(
+            exc,
+            OSError
+            | TimeoutError
+            | asyncpg.InterfaceError
+            | asyncpg.PostgresConnectionError
+            # Class 57: the server is shutting down, or refuses connections for now.
+            | asyncpg.exceptions.OperatorInterventionError,
+        )
+
+
+_NUMBERED = re.compile(r"\$(\d+)")
+
+
+class SqliteConnection(Connection):
+    # The one connection is the only writer, and `BEGIN IMMEDIATE` takes the write lock up
+    # front: a deferred transaction that reads and then writes would fail at once with
+    # "database is locked" when another process wrote in between.
+    _begin_sql = "BEGIN IMMEDIATE"
+
+    def __init__(self, driver: aiosqlite.Connection) -> None:
+        super().__init__()
+        self._driver = driver
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return _translated.get(sql) or _translated.setdefault(sql, _NUMBERED.sub(r"?\1", sql))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        # One trip to aiosqlite's thread for execute, fetch and close (each is a trip of its own
+        # through a cursor), and the trips are where SQLite's CPU goes here.
+        try:
+            return list(await self._driver.execute_fetchall(self._sql(sql), args))
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self.fetch(sql, *args)
+
+    def time(self, value: datetime) -> str:
+        # Exactly what SQLAlchemy's SQLite DateTime writes, so both paths read each other's rows
+        # and text order is time order.
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+    def read_time(self, value: Any) -> datetime:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+    def _is_connectivity_error(self, exc: BaseException) -> bool:
+        # "database is locked" after busy_timeout, a missing or unreadable file, a closed handle.
+        return isinstance(exc, sqlite3.OperationalError | sqlite3.ProgrammingError | OSError)
+
+
+# SQL text is written once per statement in the code, so this stays as small as the code.
+_translated: dict[str, str] = {}
