@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import RSAAlgorithm
 
 from tests.conftest import make_settings
+from todo_mcp.services import tokens
 from todo_mcp.services.errors import InvalidInput, KeysUnavailable, Unauthenticated
 from todo_mcp.services.tokens import MAX_TTL, TokenService
 
@@ -382,3 +384,54 @@ async def test_unreachable_jwks_is_keys_unavailable_not_unauthenticated(rsa_pair
     with pytest.raises(KeysUnavailable) as raised:
         await service.verify_async(token)
     assert raised.value.code == 503
+
+
+# --- remembered tokens --------------------------------------------------------------------------
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires() -> None:
+    service = _service(jwt_secret=SECRET, jwt_leeway_seconds=0)
+    expires = int(time.time()) + 1
+    token = _hs256({"sub": "ada", "exp": expires})
+    assert service.verify(token) == "ada"
+    assert service.verify(token) == "ada"
+
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+
+    with pytest.raises(Unauthenticated, match="expired"):
+        service.verify(token)
+
+
+def test_a_remembered_token_has_its_signature_checked_again_after_the_cache_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = _service(jwt_secret=SECRET)
+    token = _hs256(_valid_claims())
+    checks: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        checks.append("decode")
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    service.verify(token)
+    service.verify(token)
+    assert len(checks) == 1
+
+    later = time.time() + tokens.VERIFIED_CACHE_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    service.verify(token)
+    assert len(checks) == 2
+
+
+def test_refused_tokens_are_not_remembered_and_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "VERIFIED_CACHE_SIZE", 3)
+    service = _service(jwt_secret=SECRET)
+    forged = _hs256(_valid_claims(), secret=OTHER_SECRET)
+    for _ in range(2):
+        with pytest.raises(Unauthenticated, match="signature"):
+            service.verify(forged)
+    for number in range(10):
+        assert service.verify(_hs256(_valid_claims(sub=f"user-{number}"))) == f"user-{number}"
+        assert len(service._verified) <= 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import anyio.to_thread
@@ -13,6 +14,11 @@ from todo_mcp.services.errors import InvalidInput, KeysUnavailable, Unauthentica
 
 DEFAULT_TTL = timedelta(hours=1)
 MAX_TTL = timedelta(days=30)
+# An agent sends the same token with every call. Checking its signature again each time cost
+# about a twentieth of a tool call, so a verified token is remembered until it expires, and
+# at most this long, so that a key taken out of the JWKS stops working soon after.
+VERIFIED_CACHE_SECONDS = 60
+VERIFIED_CACHE_SIZE = 4096
 
 
 class TokenService:
@@ -31,6 +37,7 @@ class TokenService:
             if settings.jwt_jwks_url
             else None
         )
+        self._verified: dict[str, tuple[str, float]] = {}
 
     @property
     def can_issue(self) -> bool:
@@ -51,6 +58,8 @@ class TokenService:
 
     async def verify_async(self, token: str) -> str:
         """`verify`, off the event loop when it may fetch keys over the network."""
+        if (subject := self._remembered(token)) is not None:
+            return subject
         if self._jwks is None:
             return self.verify(token)
         return await anyio.to_thread.run_sync(self.verify, token)
@@ -67,8 +76,24 @@ class TokenService:
             raise Unauthenticated("This server has no key to verify tokens with.")
         return self._verifying_key
 
+    def _remembered(self, token: str) -> str | None:
+        entry = self._verified.get(token)
+        if entry is None or time.time() >= entry[1]:
+            return None
+        return entry[0]
+
     def verify(self, token: str) -> str:
         """Return the token's subject (the user id), or raise `Unauthenticated` saying why."""
+        if (subject := self._remembered(token)) is not None:
+            return subject
+        subject, expires_at = self._check(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (subject, min(expires_at, time.time() + VERIFIED_CACHE_SECONDS))
+        return subject
+
+    def _check(self, token: str) -> tuple[str, float]:
+        """The subject, and when the token stops being valid (epoch seconds)."""
         key = self._key_for(token)
         try:
             claims = jwt.decode(
@@ -91,4 +116,4 @@ class TokenService:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("The token's subject must be a user id.")
-        return subject
+        return subject, float(claims["exp"]) + self._leeway
