@@ -17,6 +17,7 @@ import todo_mcp
 from todo_mcp.api import auth_routes, conversation_routes, task_routes
 from todo_mcp.config import Settings
 from todo_mcp.db.engine import Database
+from todo_mcp.heap import settle_heap
 from todo_mcp.mcp.runtime import new_error_id
 from todo_mcp.services.errors import DomainError, TooManyAttempts
 from todo_mcp.services.tokens import TokenService
@@ -97,6 +98,7 @@ async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
 def build_api_app(settings: Settings, db: Database, *, dispose_on_shutdown: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        settle_heap()
         yield
         if dispose_on_shutdown:
             await db.dispose()

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_mcp.config import Settings, is_loopback
 from todo_mcp.db.engine import Database
+from todo_mcp.heap import settle_heap
 from todo_mcp.logs import configure_logging
 from todo_mcp.mcp.envelope import failure
 from todo_mcp.mcp.runtime import ToolRuntime, request_caller
@@ -163,6 +164,7 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        settle_heap()
         async with server.session_manager.run():
             yield
         await db.dispose()

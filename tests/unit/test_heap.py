@@ -1,0 +1,39 @@
+"""Both HTTP apps move their start-up objects out of the garbage collector's reach."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+
+from tests.conftest import make_settings
+from todo_mcp.api.app import build_api_app
+from todo_mcp.db.engine import Database
+from todo_mcp.mcp.http_app import build_http_app
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    gc.unfreeze()
+    yield
+    # The test process goes on collecting what its tests leave behind.
+    gc.unfreeze()
+
+
+@pytest.mark.parametrize("door", ["mcp", "api"])
+async def test_the_app_freezes_the_heap_when_it_starts(door: str, tmp_path: Path, unfrozen: None) -> None:
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'heap.db'}")
+    db = Database.from_settings(settings)
+    app: Starlette = (
+        build_http_app(settings, db, host="127.0.0.1") if door == "mcp" else build_api_app(settings, db)
+    )
+    assert gc.get_freeze_count() == 0
+
+    async with app.router.lifespan_context(app):
+        assert gc.get_freeze_count() > 0
+    await db.dispose()
