@@ -83,7 +83,7 @@ def main() -> None:
 
     import uvicorn
 
-    from todo_mcp.tcp import NoDelayH11Protocol
+    from todo_mcp.tcp import NoDelayHttpToolsProtocol
 
     parser = argparse.ArgumentParser(description="the benchmark floor")
     parser.add_argument("--port", type=int, required=True)
@@ -95,7 +95,8 @@ def main() -> None:
         host="127.0.0.1",
         port=options.port,
         workers=options.workers,
-        http=NoDelayH11Protocol,
+        http=NoDelayHttpToolsProtocol,
+        loop="auto",
         log_level="warning",
         access_log=False,
     )

@@ -164,15 +164,24 @@ def warn_about_auth(settings: Settings, hosts: str) -> None:
 
 def uvicorn_options() -> dict[str, Any]:
     """What every server this command line starts has in common: our logging, no access log
-    (the tool and request lines replace it), and Nagle off on every connection."""
-    from todo_mcp.tcp import NoDelayH11Protocol
+    (the tool and request lines replace it), httptools with Nagle off on every connection, and
+    uvloop where it is installed."""
+    from todo_mcp.tcp import NoDelayHttpToolsProtocol
 
-    return {"http": NoDelayH11Protocol, "log_config": None, "access_log": False, "server_header": False}
+    return {
+        "http": NoDelayHttpToolsProtocol,
+        "loop": "auto",
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+    }
 
 
 def serve_apps(apps: list[tuple[ASGIApp, str, int]]) -> None:
     """Run one uvicorn server per app in this process; when one stops, the others stop too."""
     import uvicorn
+
+    from todo_mcp.tcp import event_loop_factory
 
     servers = [
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options()))
@@ -189,7 +198,8 @@ def serve_apps(apps: list[tuple[ASGIApp, str, int]]) -> None:
     async def run_all() -> None:
         await asyncio.gather(*(run(server) for server in servers))
 
-    asyncio.run(run_all())
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(run_all())
 
 
 def serve_workers(host: str, port: int, workers: int) -> None:
@@ -229,7 +239,6 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the MCP tools over Streamable HTTP (stateless, JSON), with /health and /ready."""
-    from todo_mcp.api.app import build_api_app
     from todo_mcp.mcp.http_app import build_http_app
 
     settings = load_settings()
@@ -260,6 +269,10 @@ def serve(
     apps: list[tuple[ASGIApp, str, int]] = [(build_http_app(settings, db, host=host), host, port)]
     log.info("serving MCP on http://%s:%d/mcp, database %s", host, port, settings.database_url_for_logs)
     if with_api:
+        # Imported only here: building the REST routes costs a worker that serves MCP alone
+        # about 10 MB.
+        from todo_mcp.api.app import build_api_app
+
         apps.append((build_api_app(settings, db, dispose_on_shutdown=False), settings.api_host, api_port))
         out.print(f"REST API: http://{settings.api_host}:{api_port} (OpenAPI docs at /docs)\n")
         log.info("serving the REST API on http://%s:%d", settings.api_host, api_port)

@@ -9,15 +9,15 @@ import anyio
 import pytest
 from starlette.responses import PlainTextResponse
 from uvicorn import Config
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from todo_mcp.tcp import NoDelayH11Protocol
+from todo_mcp.tcp import NoDelayHttpToolsProtocol, event_loop_factory
 
 pytestmark = pytest.mark.anyio
 
 
-async def _nodelay_of_accepted_connection(protocol: type[H11Protocol]) -> int:
+async def _nodelay_of_accepted_connection(protocol: type[HttpToolsProtocol]) -> int:
     """Serve on a listening socket of protocol number 0 (how uvicorn binds for several workers)
     and read TCP_NODELAY on the server's side of one accepted connection."""
     config = Config(app=PlainTextResponse("ok"), http=protocol, log_config=None)
@@ -50,9 +50,16 @@ async def _nodelay_of_accepted_connection(protocol: type[H11Protocol]) -> int:
 
 
 async def test_served_connections_have_nagle_off_on_a_listening_socket_of_protocol_zero() -> None:
-    assert await _nodelay_of_accepted_connection(NoDelayH11Protocol) == 1
+    assert await _nodelay_of_accepted_connection(NoDelayHttpToolsProtocol) == 1
 
 
 async def test_uvicorns_own_protocol_leaves_nagle_on_there_which_is_why_ours_exists() -> None:
-    # If this starts failing, uvicorn or asyncio fixed it and NoDelayH11Protocol can go.
-    assert await _nodelay_of_accepted_connection(H11Protocol) == 0
+    # If this starts failing, uvicorn or asyncio fixed it and NoDelayHttpToolsProtocol can go.
+    assert await _nodelay_of_accepted_connection(HttpToolsProtocol) == 0
+
+
+def test_served_connections_have_nagle_off_on_uvloop_too() -> None:
+    factory = event_loop_factory()
+    assert factory is not None, "uvloop is a dependency on this platform"
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert runner.run(_nodelay_of_accepted_connection(NoDelayHttpToolsProtocol)) == 1
