@@ -556,6 +556,49 @@ async def test_connections_and_orm_sessions_share_the_one_sqlite_connection(sqli
         await db.dispose()
 
 
+async def test_connections_are_lent_in_the_order_they_were_asked_for(postgres_url: str) -> None:
+    """With every connection busy, waiters get one in arrival order, and a newcomer that asks
+    just as one is returned queues behind them instead of taking it (SQLAlchemy's own pool
+    queue lets it, and the passed-over waiter then queues again at the back)."""
+    db = Database.from_settings(make_settings(postgres_url, database_pool_size=1))
+    order: list[str] = []
+
+    async def borrow(name: str, started: anyio.Event) -> None:
+        started.set()
+        async with db.connect() as conn:
+            order.append(name)
+            await conn.execute("SELECT 1")
+
+    try:
+        with anyio.fail_after(DEADLINE_SECONDS):
+            async with anyio.create_task_group() as group:
+                async with db.connect():
+                    for name in ("first", "second"):
+                        started = anyio.Event()
+                        group.start_soon(borrow, name, started)
+                        await started.wait()
+                        await anyio.sleep(0.05)  # let it reach the queue
+                # Returned just now: this task asks again before the waiters have run.
+                async with db.connect():
+                    order.append("newcomer")
+        assert order == ["first", "second", "newcomer"]
+    finally:
+        await db.dispose()
+
+
+async def test_waiting_for_a_connection_is_bounded_by_the_pool_timeout(postgres_url: str) -> None:
+    db = Database.from_settings(make_settings(postgres_url, database_pool_size=1, database_pool_timeout=0.2))
+    try:
+        async with db.connect():
+            with anyio.fail_after(DEADLINE_SECONDS), pytest.raises(DatabaseUnavailable):
+                async with db.connect():
+                    pytest.fail("the only connection is lent out")
+        async with db.connect() as conn:
+            assert await scalar(conn, "SELECT 1") == 1
+    finally:
+        await db.dispose()
+
+
 # --- constraints ------------------------------------------------------------------------------------
 
 

@@ -77,12 +77,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
 class Database:
     """Owns the engine; hands out ORM sessions and lean driver connections from its one pool."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, connections: int, wait_seconds: float) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._wrap: Callable[[Any], Connection] = (
             SqliteConnection if engine.dialect.name == "sqlite" else PostgresConnection
         )
+        # First come, first served for the pool's connections. SQLAlchemy's pool queue lets a
+        # newcomer take a connection just handed to a waiter, which then queues again at the
+        # back: at 64 clients on one worker some calls waited 200-350 ms while most waited
+        # 40. This gate lets no more borrowers in than there are connections, in arrival order.
+        self._lenders = anyio.Semaphore(connections)
+        self._wait_seconds = wait_seconds
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[Connection]:
@@ -93,6 +99,20 @@ class Database:
         rollback failed, or was cancelled) also discards the connection: the pool must never
         hand out a connection in the middle of someone's transaction.
         """
+        try:
+            with anyio.fail_after(self._wait_seconds):
+                await self._lenders.acquire()
+        except TimeoutError as exc:
+            # Every connection busy for the whole pool timeout: the same 503 as an exhausted pool.
+            raise DatabaseUnavailable() from exc
+        try:
+            async with self._lent() as connection:
+                yield connection
+        finally:
+            self._lenders.release()
+
+    @asynccontextmanager
+    async def _lent(self) -> AsyncIterator[Connection]:
         try:
             pooled = await self.engine.raw_connection()
         except Exception as exc:
@@ -120,7 +140,12 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls(create_engine(settings))
+        connections = (
+            1 if settings.is_sqlite else settings.database_pool_size + settings.database_max_overflow
+        )
+        return cls(
+            create_engine(settings), connections=connections, wait_seconds=settings.database_pool_timeout
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
