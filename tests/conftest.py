@@ -80,7 +80,7 @@ def postgres_url() -> Iterator[str]:
 
     async def migrate_it(url: str) -> None:
         db = Database.from_settings(make_settings(url))
-        await migrate.upgrade(db.engine)
+        await migrate.upgrade(db)
         await db.dispose()
 
     with throwaway_postgres_database("test") as url:
@@ -109,12 +109,13 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 async def _empty_tables(db: Database) -> None:
-    async with db.engine.begin() as connection:
+    async with db.engine_connection() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
         else:
             for table in TABLES:
                 await connection.execute(text(f"DELETE FROM {table}"))
+        await connection.commit()
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     """A migrated, empty database; PostgreSQL's is emptied again after the test."""
     database = Database.from_settings(make_settings(database_url))
     if database_url.startswith("sqlite"):
-        await migrate.upgrade(database.engine)
+        await migrate.upgrade(database)
     try:
         yield database
     finally:

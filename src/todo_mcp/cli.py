@@ -85,10 +85,10 @@ def run_async(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T
 async def prepare_database(db: Database, settings: Settings) -> None:
     """The embedded default migrates itself; a server database must be migrated on purpose."""
     if settings.is_sqlite:
-        await migrate.upgrade(db.engine)
+        await migrate.upgrade(db)
         return
     try:
-        current = await migrate.current_revision(db.engine)
+        current = await migrate.current_revision(db)
     except Exception as exc:
         raise Fatal(f"cannot reach the database at {settings.database_url_for_logs}: {exc}") from exc
     if current != migrate.head_revision():
@@ -348,8 +348,8 @@ def db_upgrade(
     settings = load_settings()
 
     async def work(db: Database) -> str | None:
-        await migrate.upgrade(db.engine, revision)
-        return await migrate.current_revision(db.engine)
+        await migrate.upgrade(db, revision)
+        return await migrate.current_revision(db)
 
     current = run_async(settings, work)
     err.print(f"Database {settings.database_url_for_logs} is at revision {current}.")
@@ -365,8 +365,8 @@ def db_downgrade(
     settings = load_settings()
 
     async def work(db: Database) -> str | None:
-        await migrate.downgrade(db.engine, revision)
-        return await migrate.current_revision(db.engine)
+        await migrate.downgrade(db, revision)
+        return await migrate.current_revision(db)
 
     current = run_async(settings, work)
     err.print(f"Database {settings.database_url_for_logs} is at revision {current or 'base (empty)'}.")
@@ -376,7 +376,7 @@ def db_downgrade(
 def db_current() -> None:
     """Show the database's schema revision and the latest one this code knows."""
     settings = load_settings()
-    current = run_async(settings, lambda db: migrate.current_revision(db.engine))
+    current = run_async(settings, lambda db: migrate.current_revision(db))
     out.print(f"current: {current or 'none'}  head: {migrate.head_revision()}")
 
 

@@ -186,7 +186,7 @@ async def seed(database_url: str) -> dict[str, Any]:
     """Migrate the database and create the fuzz user with a task and a conversation."""
     db = Database.from_settings(make_settings(database_url))
     try:
-        await migrate.upgrade(db.engine)
+        await migrate.upgrade(db)
         async with db.transaction() as session:
             await users.create_user(session, user_id=FUZZ_USER, email="fuzz@example.com")
             conversation = await conversations.create_conversation(session, user_id=FUZZ_USER)

@@ -100,7 +100,7 @@ async def test_sqlite_connections_enforce_foreign_keys_without_a_migration_on_th
     # A server usually opens a database that another process migrated: its own connections
     # must switch foreign keys on, or deleting a user would leave their tasks behind.
     migrating = Database.from_settings(make_settings(sqlite_url))
-    await migrate.upgrade(migrating.engine)
+    await migrate.upgrade(migrating)
     await migrating.dispose()
     db = Database.from_settings(make_settings(sqlite_url))
     try:

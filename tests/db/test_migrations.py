@@ -49,67 +49,67 @@ def _table_names(connection: Connection) -> set[str]:
 
 
 async def _tables(database: Database) -> set[str]:
-    async with database.engine.connect() as connection:
+    async with database.engine_connection() as connection:
         return await connection.run_sync(_table_names)
 
 
 async def test_upgrade_from_nothing_builds_exactly_the_schema_of_the_models(empty_database: Database) -> None:
-    assert await migrate.current_revision(empty_database.engine) is None
+    assert await migrate.current_revision(empty_database) is None
     assert await _tables(empty_database) == set()
 
-    await migrate.upgrade(empty_database.engine)
+    await migrate.upgrade(empty_database)
 
-    assert await migrate.current_revision(empty_database.engine) == migrate.head_revision()
+    assert await migrate.current_revision(empty_database) == migrate.head_revision()
     assert set(metadata.tables) >= APP_TABLES
     assert await _tables(empty_database) == set(metadata.tables) | {"alembic_version"}
-    async with empty_database.engine.connect() as connection:
+    async with empty_database.engine_connection() as connection:
         differences = await connection.run_sync(_schema_differences)
     assert differences == []
 
 
 async def test_upgrade_of_a_database_at_head_changes_nothing(empty_database: Database) -> None:
-    await migrate.upgrade(empty_database.engine)
+    await migrate.upgrade(empty_database)
 
-    await migrate.upgrade(empty_database.engine)
+    await migrate.upgrade(empty_database)
 
-    assert await migrate.current_revision(empty_database.engine) == migrate.head_revision()
-    async with empty_database.engine.connect() as connection:
+    assert await migrate.current_revision(empty_database) == migrate.head_revision()
+    async with empty_database.engine_connection() as connection:
         assert await connection.run_sync(_schema_differences) == []
 
 
 async def test_downgrade_to_base_leaves_no_tables_but_alembic_version(empty_database: Database) -> None:
-    await migrate.upgrade(empty_database.engine)
+    await migrate.upgrade(empty_database)
 
-    await migrate.downgrade(empty_database.engine, "base")
+    await migrate.downgrade(empty_database, "base")
 
     assert await _tables(empty_database) <= {"alembic_version"}
-    assert await migrate.current_revision(empty_database.engine) is None
+    assert await migrate.current_revision(empty_database) is None
 
 
 async def test_upgrade_after_a_full_downgrade_builds_the_schema_again(empty_database: Database) -> None:
-    await migrate.upgrade(empty_database.engine)
-    await migrate.downgrade(empty_database.engine, "base")
+    await migrate.upgrade(empty_database)
+    await migrate.downgrade(empty_database, "base")
 
-    await migrate.upgrade(empty_database.engine)
+    await migrate.upgrade(empty_database)
 
-    assert await migrate.current_revision(empty_database.engine) == migrate.head_revision()
-    async with empty_database.engine.connect() as connection:
+    assert await migrate.current_revision(empty_database) == migrate.head_revision()
+    async with empty_database.engine_connection() as connection:
         assert await connection.run_sync(_schema_differences) == []
 
 
 async def test_stepping_down_and_up_again_keeps_every_user_and_task(empty_database: Database) -> None:
     # On SQLite a batch migration rebuilds the users table; with foreign keys left on, dropping
     # the old table would cascade and delete every task.
-    await migrate.upgrade(empty_database.engine)
+    await migrate.upgrade(empty_database)
     async with empty_database.transaction() as session:
         await users.create_user(session, user_id="keeper", email="keeper@example.com")
     async with empty_database.connect() as conn:
         await tasks.add_task(conn, user_id="keeper", title="Survive the migration")
 
-    await migrate.downgrade(empty_database.engine, "0001")
-    await migrate.upgrade(empty_database.engine)
+    await migrate.downgrade(empty_database, "0001")
+    await migrate.upgrade(empty_database)
 
     async with empty_database.connect() as conn:
         kept = await tasks.list_tasks(conn, user_id="keeper")
     assert [task.title for task in kept] == ["Survive the migration"]
-    assert await migrate.current_revision(empty_database.engine) == migrate.head_revision()
+    assert await migrate.current_revision(empty_database) == migrate.head_revision()

@@ -339,7 +339,7 @@ async def test_sql_looking_input_leaves_every_table_intact(
     await tools.ok("add_task", {"user_id": attacker, "title": injection, "description": injection})
     unknown_user = await tools.call("list_tasks", {"user_id": injection})
 
-    async with db.engine.connect() as connection:
+    async with db.engine_connection() as connection:
 
         def table_names(sync: Connection) -> list[str]:
             return sorted(inspect(sync).get_table_names())

@@ -62,7 +62,7 @@ async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
 async def migrate_database(database_url: str) -> None:
     db = Database.from_settings(make_settings(database_url))
     try:
-        await migrate.upgrade(db.engine)
+        await migrate.upgrade(db)
     finally:
         await db.dispose()
 

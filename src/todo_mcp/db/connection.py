@@ -140,6 +140,9 @@ class PostgresConnection(Connection):
             | TimeoutError
             | asyncpg.InterfaceError
             | asyncpg.PostgresConnectionError
+            # The driver's protocol state is broken, e.g. a statement sent after the server's
+            # "terminating connection" notice arrived but before the socket's end did.
+            | asyncpg.InternalClientError
             # Class 57: the server is shutting down, or refuses connections for now.
             | asyncpg.exceptions.OperatorInterventionError,
         )

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-import anyio
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.util import greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from todo_mcp.config import Settings
 from todo_mcp.db.connection import Connection, PostgresConnection, SqliteConnection
+from todo_mcp.db.lender import ConnectionLender
 from todo_mcp.services.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+POOL_RECYCLE_SECONDS = 1800
 
 
 def _is_connectivity_error(exc: BaseException) -> bool:
@@ -69,7 +69,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
-        pool_recycle=1800,
+        pool_recycle=POOL_RECYCLE_SECONDS,
         connect_args={"server_settings": {"application_name": "todo-mcp"}},
     )
 
@@ -77,66 +77,40 @@ def create_engine(settings: Settings) -> AsyncEngine:
 class Database:
     """Owns the engine; hands out ORM sessions and lean driver connections from its one pool."""
 
-    def __init__(self, engine: AsyncEngine, *, connections: int, wait_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        connections: int,
+        wait_seconds: float,
+        recycle_seconds: float | None = None,
+    ) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-        self._wrap: Callable[[Any], Connection] = (
-            SqliteConnection if engine.dialect.name == "sqlite" else PostgresConnection
+        self._lender = ConnectionLender(
+            engine,
+            SqliteConnection if engine.dialect.name == "sqlite" else PostgresConnection,
+            is_connectivity_error=_is_connectivity_error,
+            capacity=connections,
+            wait_seconds=wait_seconds,
+            recycle_seconds=recycle_seconds,
         )
-        # First come, first served for the pool's connections. SQLAlchemy's pool queue lets a
-        # newcomer take a connection just handed to a waiter, which then queues again at the
-        # back: at 64 clients on one worker some calls waited 200-350 ms while most waited
-        # 40. This gate lets no more borrowers in than there are connections, in arrival order.
-        self._lenders = anyio.Semaphore(connections)
-        self._wait_seconds = wait_seconds
+
+    def connect(self) -> AbstractAsyncContextManager[Connection]:
+        """A pooled driver connection for one unit of work (see `db.connection`, `db.lender`)."""
+        return self._lender.lend()
 
     @asynccontextmanager
-    async def connect(self) -> AsyncIterator[Connection]:
-        """A pooled driver connection for one unit of work (see `db.connection`).
+    async def engine_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection straight from the engine (migrations, schema checks).
 
-        A connection whose server went away is discarded rather than pooled, and the error
-        comes out as `DatabaseUnavailable`. A transaction left open (the block raised while the
-        rollback failed, or was cancelled) also discards the connection: the pool must never
-        hand out a connection in the middle of someone's transaction.
+        Use this rather than `engine.connect()`: the lender keeps idle connections checked out,
+        and on SQLite the pool's only connection may be one of them.
         """
-        try:
-            with anyio.fail_after(self._wait_seconds):
-                await self._lenders.acquire()
-        except TimeoutError as exc:
-            # Every connection busy for the whole pool timeout: the same 503 as an exhausted pool.
-            raise DatabaseUnavailable() from exc
-        try:
-            async with self._lent() as connection:
+        async with self._lender.slot():
+            await self._lender.make_room()
+            async with self.engine.connect() as connection:
                 yield connection
-        finally:
-            self._lenders.release()
-
-    @asynccontextmanager
-    async def _lent(self) -> AsyncIterator[Connection]:
-        try:
-            pooled = await self.engine.raw_connection()
-        except Exception as exc:
-            if _is_connectivity_error(exc):
-                raise DatabaseUnavailable() from exc
-            raise
-        connection = self._wrap(pooled.driver_connection)
-        discard: BaseException | None = None
-        try:
-            yield connection
-        except BaseException as exc:
-            if connection.unavailable(exc):
-                discard = exc
-                if not isinstance(exc, DatabaseUnavailable):
-                    raise DatabaseUnavailable() from exc
-            raise
-        finally:
-            if discard is None and connection.in_transaction:
-                discard = RuntimeError("connection returned inside a transaction")
-            with anyio.CancelScope(shield=True):
-                if discard is None:
-                    await greenlet_spawn(pooled.close)
-                else:
-                    await greenlet_spawn(pooled.invalidate, discard)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -144,7 +118,10 @@ class Database:
             1 if settings.is_sqlite else settings.database_pool_size + settings.database_max_overflow
         )
         return cls(
-            create_engine(settings), connections=connections, wait_seconds=settings.database_pool_timeout
+            create_engine(settings),
+            connections=connections,
+            wait_seconds=settings.database_pool_timeout,
+            recycle_seconds=None if settings.is_sqlite else POOL_RECYCLE_SECONDS,
         )
 
     @asynccontextmanager
@@ -155,8 +132,10 @@ class Database:
         `DatabaseUnavailable`, so every door reports them the same way.
         """
         try:
-            async with self._sessions() as session, session.begin():
-                yield session
+            async with self._lender.slot():
+                await self._lender.make_room()
+                async with self._sessions() as session, session.begin():
+                    yield session
         except Exception as exc:
             if _is_connectivity_error(exc):
                 raise DatabaseUnavailable() from exc
@@ -168,4 +147,5 @@ class Database:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
 
     async def dispose(self) -> None:
+        await self._lender.close()
         await self.engine.dispose()

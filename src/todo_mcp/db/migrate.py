@@ -9,7 +9,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from todo_mcp.db.engine import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -64,19 +65,19 @@ def head_revision() -> str:
     return head
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    async with engine.connect() as connection:
+async def upgrade(db: Database, revision: str = "head") -> None:
+    async with db.engine_connection() as connection:
         await connection.run_sync(_run, "upgrade", revision)
 
 
-async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    async with engine.connect() as connection:
+async def downgrade(db: Database, revision: str) -> None:
+    async with db.engine_connection() as connection:
         await connection.run_sync(_run, "downgrade", revision)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
+async def current_revision(db: Database) -> str | None:
     def read(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
-    async with engine.connect() as connection:
+    async with db.engine_connection() as connection:
         return await connection.run_sync(read)

@@ -1,0 +1,143 @@
+"""Lends the pool's connections to units of work, first come first served, cheaply.
+
+SQLAlchemy's pool stays the owner of every connection (it connects, recycles and invalidates),
+but checking a connection out of it and back in runs two greenlet switches and the pool's
+reset bookkeeping: about 40 µs of CPU per tool call, with the waiting gate and shielded
+check-in about 100 µs, a sixth of a whole add_task. So the lender keeps the driver connections
+it has taken in an idle list of its own and hands them straight to the next borrower; a
+connection only goes back to the pool when it is broken, old, or an ORM session needs its slot.
+
+Capacity: every borrower (lean or ORM) holds one of `capacity` slots of a fair gate, and
+connections taken from the pool = borrowers holding one + idle ones <= capacity. An ORM
+session gets its connection from the pool itself, so before it opens one, `make_room` gives
+one idle connection back: the pool then always has one for it, even when it holds a single
+connection (SQLite).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
+
+from todo_mcp.db.connection import Connection
+from todo_mcp.services.errors import DatabaseUnavailable
+
+
+@dataclass(slots=True)
+class _Taken:
+    """A connection taken from the pool, with the driver wrapper built once for it."""
+
+    pooled: PoolProxiedConnection
+    connection: Connection
+    taken_at: float
+
+
+class ConnectionLender:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        wrap: Callable[[Any], Connection],
+        *,
+        is_connectivity_error: Callable[[BaseException], bool],
+        capacity: int,
+        wait_seconds: float,
+        recycle_seconds: float | None,
+    ) -> None:
+        self._engine = engine
+        self._wrap = wrap
+        self._is_connectivity_error = is_connectivity_error
+        # SQLAlchemy's pool queue lets a newcomer take a connection just handed to a waiter,
+        # which then queues again at the back: at 64 clients on one worker some calls waited
+        # 200-350 ms while most waited 40. The gate admits borrowers in arrival order.
+        self._gate = anyio.Semaphore(capacity, fast_acquire=True)
+        self._wait_seconds = wait_seconds
+        self._recycle_seconds = recycle_seconds
+        self._idle: deque[_Taken] = deque()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the gate's slots; `DatabaseUnavailable` after waiting the pool timeout."""
+        try:
+            self._gate.acquire_nowait()
+        except anyio.WouldBlock:
+            try:
+                with anyio.fail_after(self._wait_seconds):
+                    await self._gate.acquire()
+            except TimeoutError as exc:
+                # Every connection busy for the whole pool timeout: the 503 of an exhausted pool.
+                raise DatabaseUnavailable() from exc
+        try:
+            yield
+        finally:
+            self._gate.release()
+
+    @asynccontextmanager
+    async def lend(self) -> AsyncIterator[Connection]:
+        """A driver connection for one unit of work, returned to the idle list afterwards.
+
+        A connection whose server went away is discarded, and the error comes out as
+        `DatabaseUnavailable`. One returned inside a transaction (the block raised while the
+        rollback failed, or was cancelled) is discarded too: no borrower may ever get a
+        connection in the middle of someone else's transaction.
+        """
+        async with self.slot():
+            taken = await self._take()
+            discard: BaseException | None = None
+            try:
+                yield taken.connection
+            except BaseException as exc:
+                if taken.connection.unavailable(exc):
+                    discard = exc
+                    if not isinstance(exc, DatabaseUnavailable):
+                        raise DatabaseUnavailable() from exc
+                raise
+            finally:
+                if discard is None and taken.connection.in_transaction:
+                    discard = RuntimeError("connection returned inside a transaction")
+                if discard is None:
+                    self._idle.append(taken)
+                else:
+                    await self._give_back(taken, discard)
+
+    async def make_room(self) -> None:
+        """Give one idle connection back to the pool, for a slot holder that uses the pool itself."""
+        if self._idle:
+            await self._give_back(self._idle.popleft())
+
+    async def close(self) -> None:
+        """Give every idle connection back to the pool (before the engine is disposed)."""
+        while self._idle:
+            await self._give_back(self._idle.popleft())
+
+    async def _take(self) -> _Taken:
+        while self._idle:
+            taken = self._idle.popleft()
+            if self._recycle_seconds is None or time.monotonic() - taken.taken_at < self._recycle_seconds:
+                return taken
+            # Old enough that the pool should reconnect it (pool_recycle): let it decide.
+            await self._give_back(taken)
+        try:
+            pooled = await self._engine.raw_connection()
+        except Exception as exc:
+            if self._is_connectivity_error(exc):
+                raise DatabaseUnavailable() from exc
+            raise
+        return _Taken(pooled, self._wrap(pooled.driver_connection), time.monotonic())
+
+    @staticmethod
+    async def _give_back(taken: _Taken, discard: BaseException | None = None) -> None:
+        # Shielded: a cancelled caller must not leave the connection checked out forever.
+        with anyio.CancelScope(shield=True):
+            if discard is None:
+                await greenlet_spawn(taken.pooled.close)
+            else:
+                await greenlet_spawn(taken.pooled.invalidate, discard)
