@@ -323,7 +323,8 @@ def stdio(
                     user,
                     user,
                 )
-        server, _ = build_mcp_server(ToolRuntime(db, process_caller=Caller(user_id=user)))
+        runtime = ToolRuntime(db, process_caller=Caller(user_id=user))
+        server, _ = build_mcp_server(runtime, tracing=settings.mcp_tracing)
         log.info("serving MCP over stdio for user %r, database %s", user, settings.database_url_for_logs)
         await server.run_stdio_async()
         log.info("stdin closed; stopping")

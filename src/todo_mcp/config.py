@@ -99,6 +99,10 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # The MCP SDK opens an OpenTelemetry span around every message. With no tracer provider
+    # installed the span records nothing but still costs ~10% of a tool call's CPU, so it is
+    # off unless asked for (for example when running under opentelemetry-instrument).
+    mcp_tracing: bool = False
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "api_cors_origins", mode="before")
     @classmethod

@@ -116,7 +116,7 @@ class ToolClient:
 
 @asynccontextmanager
 async def connect(
-    db: Database, *, caller: Caller | None = UNRESTRICTED, mode: str = "legacy"
+    db: Database, *, caller: Caller | None = UNRESTRICTED, mode: str = "legacy", tracing: bool = False
 ) -> AsyncIterator[ToolClient]:
     """A client of a fresh server over `db` whose process acts for `caller`.
 
@@ -124,7 +124,7 @@ async def connect(
     `Caller(user_id="alice")` is a process bound to alice, as over stdio; None is a process
     with no caller at all, which must fail closed.
     """
-    server, _ = build_mcp_server(ToolRuntime(db, process_caller=caller))
+    server, _ = build_mcp_server(ToolRuntime(db, process_caller=caller), tracing=tracing)
     async with Client(server, mode=mode) as client:
         tool_client = ToolClient(client)
         await tool_client.load_schemas()

@@ -105,7 +105,7 @@ class BearerAuth:
 
 def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
     runtime = ToolRuntime(db)
-    server, tools = build_mcp_server(runtime)
+    server, tools = build_mcp_server(runtime, tracing=settings.mcp_tracing)
     security = transport_security(settings, host)
     request_checks = TransportSecurityMiddleware(security)
     mcp_app = server.streamable_http_app(

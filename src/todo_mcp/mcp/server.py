@@ -8,6 +8,9 @@ from time import perf_counter
 from typing import Any
 
 from mcp.server import MCPServer
+
+# Private module, but the middleware list is the SDK's documented opt-out of its spans.
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult
@@ -80,7 +83,10 @@ class ArgumentErrorsAsEnvelopes:
         return result
 
 
-def build_mcp_server(runtime: ToolRuntime) -> tuple[MCPServer[Any], dict[str, Tool]]:
+def build_mcp_server(
+    runtime: ToolRuntime, *, tracing: bool = False
+) -> tuple[MCPServer[Any], dict[str, Tool]]:
+    """The server with its five tools; `tracing` keeps the SDK's OpenTelemetry span per message."""
     tools = build_tools(runtime)
     server: MCPServer[Any] = MCPServer(
         "todo-mcp",
@@ -91,4 +97,7 @@ def build_mcp_server(runtime: ToolRuntime) -> tuple[MCPServer[Any], dict[str, To
         log_level="WARNING",
         middleware=[ArgumentErrorsAsEnvelopes(tools)],
     )
+    if not tracing:
+        # The SDK documents dropping its middleware from this list as the way to opt out of spans.
+        server.middleware[:] = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
     return server, tools
