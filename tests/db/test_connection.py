@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from types import TracebackType
@@ -22,6 +23,8 @@ import aiosqlite
 import anyio
 import asyncpg
 import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import select
@@ -497,6 +500,28 @@ async def test_a_connectivity_failure_is_database_unavailable_and_the_connection
     assert raised.value.message == DatabaseUnavailable.default_message
     assert raised.value.__cause__ is not None
     assert not isinstance(raised.value.__cause__, DatabaseUnavailable)
+
+
+async def test_a_bad_statement_on_sqlite_is_an_error_of_its_own_not_unavailability(sqlite_url: str) -> None:
+    """SQLITE_ERROR (a missing table, a syntax error) means the code or the schema is wrong:
+    retrying cannot help, so it comes out as the driver's error (a 500 at the doors), not as
+    `DatabaseUnavailable` (a 503), on either path, and the connection is kept."""
+    db = single_connection(sqlite_url)
+    try:
+        async with db.connect() as conn:
+            # Only this connection's own setting: a new connection would start at 5000.
+            await conn.execute("PRAGMA busy_timeout = 1234")
+        for statement in ("SELECT * FROM no_such_table", "SELEC 1"):
+            with pytest.raises(sqlite3.OperationalError):
+                async with db.connect() as conn:
+                    await conn.execute(statement)
+            with pytest.raises(sa_exc.OperationalError):
+                async with db.transaction() as session:
+                    await session.exec(text(statement))  # type: ignore[call-overload]
+        async with db.connect() as conn:
+            assert await scalar(conn, "PRAGMA busy_timeout") == 1234
+    finally:
+        await db.dispose()
 
 
 async def test_a_postgresql_connection_killed_inside_a_transaction_is_discarded(postgres_url: str) -> None:

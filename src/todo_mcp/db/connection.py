@@ -185,8 +185,38 @@ class SqliteConnection(Connection):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
     def _is_connectivity_error(self, exc: BaseException) -> bool:
-        # "database is locked" after busy_timeout, a missing or unreadable file, a closed handle.
-        return isinstance(exc, sqlite3.OperationalError | sqlite3.ProgrammingError | OSError)
+        return isinstance(exc, OSError) or (isinstance(exc, sqlite3.Error) and sqlite_unavailable(exc))
+
+
+# Primary result codes that mean the database cannot be used right now: the write lock still
+# held after busy_timeout, I/O errors, a missing, read-only, damaged or full file. SQLITE_ERROR
+# (a bad statement, a missing table: a bug or an unmigrated file) is not among them: retrying
+# cannot help, so it is an unexpected error (500, logged), not a 503.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_PERM,
+    }
+)
+
+
+def sqlite_unavailable(exc: sqlite3.Error) -> bool:
+    """True when a SQLite error means the database is unusable for now rather than misused."""
+    if isinstance(exc, sqlite3.ProgrammingError):
+        return "closed" in str(exc)  # "Cannot operate on a closed database."
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        # Raised without a result code (by the driver itself): keep the cautious answer.
+        return isinstance(exc, sqlite3.OperationalError)
+    return (code & 0xFF) in _UNAVAILABLE_CODES  # extended codes keep the primary one in the low byte
 
 
 # SQL text is written once per statement in the code, so this stays as small as the code.

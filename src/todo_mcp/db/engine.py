@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from todo_mcp.config import Settings
-from todo_mcp.db.connection import Connection, PostgresConnection, SqliteConnection
+from todo_mcp.db.connection import Connection, PostgresConnection, SqliteConnection, sqlite_unavailable
 from todo_mcp.db.lender import ConnectionLender
 from todo_mcp.services.errors import DatabaseUnavailable
 
@@ -27,7 +28,11 @@ POOL_RECYCLE_SECONDS = 1800
 
 def _is_connectivity_error(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc.orig, sqlite3.Error):
+            return sqlite_unavailable(exc.orig)
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
     # Pool exhaustion, and drivers that raise socket errors before any DBAPI wrapping.
     return isinstance(exc, sa_exc.TimeoutError | OSError | ConnectionError)
 
