@@ -3,8 +3,9 @@
 For each database (PostgreSQL, SQLite), worker count (1, 2), tool (add_task, list_tasks of a
 user with 50 tasks), protocol revision (2025-11-25, 2026-07-28) and concurrency (1, 16, 64), wrk
 drives `todo-mcp serve` on 127.0.0.1 for a fixed time. The floor is the same insert through the
-same stack with the driver alone (bench/floor_app.py). Also measured: server CPU seconds per call
-and the resident size of a worker before and after 100,000 calls.
+same stack with the driver alone (bench/floor_app.py), measured right before and right after the
+MCP cells of each concurrency; ratios are against the mean of the two. Also measured: server CPU
+seconds per call and the resident size of a worker before and after 100,000 calls.
 
 Writes bench/results/<UTC time>.json, latest.json, latest.md and latest.png, and the table in
 README.md between the bench markers. Traffic goes to 127.0.0.1 only; every run is bounded in time.
@@ -29,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -274,6 +276,25 @@ class Selection:
     floor: bool = True
 
 
+FLOOR_REQUEST = {"BENCH_PATH": "/insert", "BENCH_BODY": json.dumps({"user_id": "bench", "title": "floor"})}
+
+
+def measure_floor(
+    report: Report,
+    database: str,
+    workers: int,
+    pid: int,
+    port: int,
+    concurrency: int,
+    seconds: float,
+    load_cores: str | None,
+) -> float:
+    figures = measure(pid, port, FLOOR_REQUEST, concurrency, seconds, load_cores)
+    report.runs.append(Run(database, workers, "floor", None, concurrency, **figures))
+    print_run(report.runs[-1])
+    return float(figures["requests_per_second"])
+
+
 def bench_database(
     report: Report, database: str, url: str, seconds: float, workdir: Path, selection: Selection
 ) -> None:
@@ -288,40 +309,52 @@ def bench_database(
         report.pinning[f"workers={workers}"] = pin
         server_cores = None if pin.server == "unpinned" else pin.server
         load_cores = None if pin.load == "unpinned" else pin.load
-        floor_rps: dict[int, float] = {}
         floor = [sys.executable, "-m", "bench.floor_app", "--port", "{port}", "--workers", str(workers)]
-        with server_process(floor, env, server_cores, workdir / f"floor-{database}.log") as pid:
-            port = port_of(pid)
-            for concurrency in selection.concurrency if selection.floor else ():
-                request = {
-                    "BENCH_PATH": "/insert",
-                    "BENCH_BODY": json.dumps({"user_id": "bench", "title": "floor"}),
-                }
-                figures = measure(pid, port, request, concurrency, seconds, load_cores)
-                floor_rps[concurrency] = figures["requests_per_second"]
-                report.runs.append(Run(database, workers, "floor", None, concurrency, **figures))
-                print_run(report.runs[-1])
         serve = [str(TODO_MCP), "serve", "--port", "{port}", "--workers", str(workers)]
-        with server_process(serve, env, server_cores, workdir / f"serve-{database}.log") as pid:
-            port = port_of(pid)
+        with (
+            server_process(floor, env, server_cores, workdir / f"floor-{database}.log") as floor_pid,
+            server_process(serve, env, server_cores, workdir / f"serve-{database}.log") as pid,
+        ):
+            floor_port, port = port_of(floor_pid), port_of(pid)
             if not seeded:
                 seed_list_user(port, tokens["lister"])
                 seeded = True
-            for tool, user, arguments in (
-                ("add_task", "bench", {"user_id": "bench", "title": "Benchmark task"}),
-                ("list_tasks", "lister", {"user_id": "lister"}),
-            ):
-                if tool not in selection.tools:
-                    continue
-                for protocol in selection.protocols:
-                    request = tool_request(tool, arguments, protocol) | {"BENCH_TOKEN": tokens[user]}
-                    for concurrency in selection.concurrency:
+            for concurrency in selection.concurrency:
+                # The floor right before and right after the MCP cells it is compared with: the
+                # machine's speed drifts over minutes, and the ratio uses the mean of the two.
+                floor_cell = partial(
+                    measure_floor,
+                    report,
+                    database,
+                    workers,
+                    floor_pid,
+                    floor_port,
+                    concurrency,
+                    seconds,
+                    load_cores,
+                )
+                floor_before = floor_cell() if selection.floor else None
+                mcp_runs: list[Run] = []
+                for tool, user, arguments in (
+                    ("add_task", "bench", {"user_id": "bench", "title": "Benchmark task"}),
+                    ("list_tasks", "lister", {"user_id": "lister"}),
+                ):
+                    if tool not in selection.tools:
+                        continue
+                    for protocol in selection.protocols:
+                        request = tool_request(tool, arguments, protocol) | {"BENCH_TOKEN": tokens[user]}
                         figures = measure(pid, port, request, concurrency, seconds, load_cores)
-                        run = Run(database, workers, tool, protocol, concurrency, **figures)
-                        if tool == "add_task" and concurrency in floor_rps:
-                            run.floor_ratio = figures["requests_per_second"] / floor_rps[concurrency]
-                        report.runs.append(run)
-                        print_run(run)
+                        mcp_runs.append(Run(database, workers, tool, protocol, concurrency, **figures))
+                        report.runs.append(mcp_runs[-1])
+                        if floor_before is None:
+                            print_run(mcp_runs[-1])
+                if floor_before is None:
+                    continue
+                floor_rps = (floor_before + floor_cell()) / 2
+                for run in mcp_runs:
+                    if run.target == "add_task":
+                        run.floor_ratio = run.requests_per_second / floor_rps
+                    print_run(run)
 
 
 def port_of(pid: int) -> int:
