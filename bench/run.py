@@ -400,6 +400,17 @@ def print_run(run: Run) -> None:
     )
 
 
+def cpu_check_ms() -> float:
+    """How long a fixed pure-Python loop takes here now (median of 5): this shared machine's speed
+    moves by half within minutes, and a run's figures only compare with another's at equal speed."""
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(number * number for number in range(1_000_000))
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(sorted(timings)[2], 1)
+
+
 def machine() -> dict[str, Any]:
     model = next(
         (
@@ -433,13 +444,16 @@ def machine() -> dict[str, Any]:
 
 
 def markdown(report: Report) -> str:
+    check = report.machine.get("cpu_check_ms", {})
     lines = [
         f"Measured {report.started_at} on {report.machine['cores']} cores ({report.machine['cpu']}), "
         f"Python {report.machine['python']}, mcp {report.machine['packages']['mcp']}; load from "
         f"{report.machine['load_generator'].split(' [')[0]}, {report.duration_seconds:g} s per cell. "
         "Server and wrk pinning: "
         + "; ".join(f"{k}: server {p.server}, wrk {p.load}" for k, p in report.pinning.items())
-        + ".",
+        + ". "
+        f"Machine speed: a fixed Python loop took {check.get('start')} ms at the start and "
+        f"{check.get('end')} ms at the end (lower is faster; runs compare only at similar figures).",
         "",
         "| database | workers | call | protocol | c | calls/s | p50 ms | p99 ms | errors "
         "| CPU ms/call | x floor |",
@@ -517,6 +531,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     report = Report(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), options.seconds, machine(), {})
+    report.machine["cpu_check_ms"] = {"start": cpu_check_ms()}
     with tempfile.TemporaryDirectory(prefix="todo-bench-") as scratch:
         workdir = Path(scratch)
         name = f"todo_bench_{secrets.token_hex(4)}"
@@ -532,6 +547,8 @@ def main() -> None:
         finally:
             if "postgresql" in options.databases:
                 asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    report.machine["cpu_check_ms"]["end"] = cpu_check_ms()
+    print(f"cpu check: {report.machine['cpu_check_ms']} ms", flush=True)
     if partial:
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
