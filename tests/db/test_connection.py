@@ -549,6 +549,35 @@ async def test_a_postgresql_connection_killed_inside_a_transaction_is_discarded(
     assert raised.value.__cause__ is not None
 
 
+async def test_after_a_lost_connection_the_kept_ones_are_replaced_too(postgres_url: str) -> None:
+    """A server restart or failover ends every connection at once. The call that finds out gets
+    `DatabaseUnavailable`; the connections kept for later calls are dropped with it, so the
+    next call gets a new connection instead of the next dead one."""
+    db = Database.from_settings(make_settings(postgres_url, database_pool_size=3))
+    pids: list[int] = []
+
+    async def hold_one() -> None:
+        async with db.connect() as conn:
+            pids.append(await scalar(conn, "SELECT pg_backend_pid()"))
+            await anyio.sleep(0.1)  # so that the three calls hold three connections
+
+    try:
+        with anyio.fail_after(DEADLINE_SECONDS * 3):
+            async with anyio.create_task_group() as group:
+                for _ in range(3):
+                    group.start_soon(hold_one)
+            assert len(set(pids)) == 3
+            for pid in pids:
+                await terminate_backend(db, pid)
+            with pytest.raises(DatabaseUnavailable):
+                async with db.connect() as conn:
+                    await conn.fetch("SELECT 1")
+            async with db.connect() as conn:
+                assert await scalar(conn, "SELECT pg_backend_pid()") not in pids
+    finally:
+        await db.dispose()
+
+
 async def test_unreachable_postgresql_is_database_unavailable_for_connect() -> None:
     db = Database.from_settings(make_settings(UNREACHABLE_POSTGRES, database_pool_timeout=0.5))
     try:

@@ -6,6 +6,7 @@ reset bookkeeping: about 40 µs of CPU per tool call, with the waiting gate and 
 check-in about 100 µs, a sixth of a whole add_task. So the lender keeps the driver connections
 it has taken in an idle list of its own and hands them straight to the next borrower; a
 connection only goes back to the pool when it is broken, old, or an ORM session needs its slot.
+When one turns out to be lost, the kept ones are dropped too: a server restart ends them all.
 
 Capacity: every borrower (lean or ORM) holds one of `capacity` slots of a fair gate, and
 connections taken from the pool = borrowers holding one + idle ones <= capacity. An ORM
@@ -91,22 +92,26 @@ class ConnectionLender:
         """
         async with self.slot():
             taken = await self._take()
-            discard: BaseException | None = None
+            lost: BaseException | None = None
             try:
                 yield taken.connection
             except BaseException as exc:
                 if taken.connection.unavailable(exc):
-                    discard = exc
+                    lost = exc
                     if not isinstance(exc, DatabaseUnavailable):
                         raise DatabaseUnavailable() from exc
                 raise
             finally:
-                if discard is None and taken.connection.in_transaction:
-                    discard = RuntimeError("connection returned inside a transaction")
-                if discard is None:
-                    self._idle.append(taken)
+                if lost is not None:
+                    await self._give_back(taken, lost)
+                    # The server most likely restarted or failover happened: the kept
+                    # connections are as dead as this one. Each would cost a caller a 503.
+                    while self._idle:
+                        await self._give_back(self._idle.popleft(), lost)
+                elif taken.connection.in_transaction:
+                    await self._give_back(taken, RuntimeError("connection returned inside a transaction"))
                 else:
-                    await self._give_back(taken, discard)
+                    self._idle.append(taken)
 
     async def make_room(self) -> None:
         """Give one idle connection back to the pool, for a slot holder that uses the pool itself."""
