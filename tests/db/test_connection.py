@@ -578,6 +578,32 @@ async def test_after_a_lost_connection_the_kept_ones_are_replaced_too(postgres_u
         await db.dispose()
 
 
+async def test_an_orm_session_that_finds_its_connection_lost_drops_the_kept_ones(postgres_url: str) -> None:
+    """The same after a restart when an ORM session (log-in, sign-up) is the first to find out:
+    the next task tool call gets a new connection."""
+    db = Database.from_settings(make_settings(postgres_url, database_pool_size=3))
+    pids: list[int] = []
+
+    async def hold_one() -> None:
+        async with db.connect() as conn:
+            pids.append(await scalar(conn, "SELECT pg_backend_pid()"))
+            await anyio.sleep(0.1)
+
+    try:
+        with anyio.fail_after(DEADLINE_SECONDS * 3):
+            async with anyio.create_task_group() as group:
+                for _ in range(3):
+                    group.start_soon(hold_one)
+            for pid in set(pids):
+                await terminate_backend(db, pid)
+            with pytest.raises(DatabaseUnavailable):
+                await db.ping()  # its connection is one the lender gave back: dead too
+            async with db.connect() as conn:
+                assert await scalar(conn, "SELECT pg_backend_pid()") not in pids
+    finally:
+        await db.dispose()
+
+
 async def test_unreachable_postgresql_is_database_unavailable_for_connect() -> None:
     db = Database.from_settings(make_settings(UNREACHABLE_POSTGRES, database_pool_timeout=0.5))
     try:

@@ -143,6 +143,7 @@ class Database:
                     yield session
         except Exception as exc:
             if _is_connectivity_error(exc):
+                await self._lender.drop_kept(exc)
                 raise DatabaseUnavailable() from exc
             raise
 

@@ -104,14 +104,17 @@ class ConnectionLender:
             finally:
                 if lost is not None:
                     await self._give_back(taken, lost)
-                    # The server most likely restarted or failover happened: the kept
-                    # connections are as dead as this one. Each would cost a caller a 503.
-                    while self._idle:
-                        await self._give_back(self._idle.popleft(), lost)
+                    await self.drop_kept(lost)
                 elif taken.connection.in_transaction:
                     await self._give_back(taken, RuntimeError("connection returned inside a transaction"))
                 else:
                     self._idle.append(taken)
+
+    async def drop_kept(self, lost: BaseException) -> None:
+        """After a connection was found lost: the server most likely restarted or failed over,
+        so the kept connections are as dead as that one, and each would cost a caller a 503."""
+        while self._idle:
+            await self._give_back(self._idle.popleft(), lost)
 
     async def make_room(self) -> None:
         """Give one idle connection back to the pool, for a slot holder that uses the pool itself."""
