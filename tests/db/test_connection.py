@@ -104,6 +104,22 @@ async def terminate_backend(db: Database, pid: int) -> None:
         await outsider.close()
 
 
+async def borrow_at_once(db: Database, count: int, sql: str = "SELECT 1") -> list[Any]:
+    """`count` calls that hold a connection at the same time, so the lender keeps `count`
+    connections afterwards (where the pool has that many); what `sql` answered on each."""
+    answers: list[Any] = []
+
+    async def borrow() -> None:
+        async with db.connect() as conn:
+            answers.append(await scalar(conn, sql))
+            await anyio.sleep(0.1)  # still holding it while the others take theirs
+
+    async with anyio.create_task_group() as group:
+        for _ in range(count):
+            group.start_soon(borrow)
+    return answers
+
+
 def single_connection(url: str) -> Database:
     """A `Database` whose pool holds one connection: each `connect()` gets the connection the
     last one gave back, or a new one if that was discarded."""
@@ -554,18 +570,9 @@ async def test_after_a_lost_connection_the_kept_ones_are_replaced_too(postgres_u
     `DatabaseUnavailable`; the connections kept for later calls are dropped with it, so the
     next call gets a new connection instead of the next dead one."""
     db = Database.from_settings(make_settings(postgres_url, database_pool_size=3))
-    pids: list[int] = []
-
-    async def hold_one() -> None:
-        async with db.connect() as conn:
-            pids.append(await scalar(conn, "SELECT pg_backend_pid()"))
-            await anyio.sleep(0.1)  # so that the three calls hold three connections
-
     try:
         with anyio.fail_after(DEADLINE_SECONDS * 3):
-            async with anyio.create_task_group() as group:
-                for _ in range(3):
-                    group.start_soon(hold_one)
+            pids = await borrow_at_once(db, 3, "SELECT pg_backend_pid()")
             assert len(set(pids)) == 3
             for pid in pids:
                 await terminate_backend(db, pid)
@@ -582,18 +589,9 @@ async def test_an_orm_session_that_finds_its_connection_lost_drops_the_kept_ones
     """The same after a restart when an ORM session (log-in, sign-up) is the first to find out:
     the next task tool call gets a new connection."""
     db = Database.from_settings(make_settings(postgres_url, database_pool_size=3))
-    pids: list[int] = []
-
-    async def hold_one() -> None:
-        async with db.connect() as conn:
-            pids.append(await scalar(conn, "SELECT pg_backend_pid()"))
-            await anyio.sleep(0.1)
-
     try:
         with anyio.fail_after(DEADLINE_SECONDS * 3):
-            async with anyio.create_task_group() as group:
-                for _ in range(3):
-                    group.start_soon(hold_one)
+            pids = await borrow_at_once(db, 3, "SELECT pg_backend_pid()")
             for pid in set(pids):
                 await terminate_backend(db, pid)
             with pytest.raises(DatabaseUnavailable):
@@ -742,18 +740,10 @@ async def test_a_connection_older_than_the_recycle_age_is_replaced(postgres_url:
 async def test_dispose_returns_every_kept_connection_to_the_pool(database_url: str) -> None:
     db = Database.from_settings(make_settings(database_url, database_pool_size=3))
     pool = db.engine.pool
-    async with anyio.create_task_group() as group:
-        for _ in range(3):
-            group.start_soon(_select_one, db)
+    await borrow_at_once(db, 3)
     assert pool.checkedout() >= 1  # type: ignore[attr-defined]  # kept by the lender
     await db.dispose()
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
-
-
-async def _select_one(db: Database) -> None:
-    async with db.connect() as conn:
-        await conn.execute("SELECT 1")
-        await anyio.sleep(0.05)
 
 
 # --- constraints ------------------------------------------------------------------------------------

@@ -112,10 +112,8 @@ class Database:
         Use this rather than `engine.connect()`: the lender keeps idle connections checked out,
         and on SQLite the pool's only connection may be one of them.
         """
-        async with self._lender.slot():
-            await self._lender.make_room()
-            async with self.engine.connect() as connection:
-                yield connection
+        async with self._lender.pool_slot(), self.engine.connect() as connection:
+            yield connection
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -137,10 +135,8 @@ class Database:
         `DatabaseUnavailable`, so every door reports them the same way.
         """
         try:
-            async with self._lender.slot():
-                await self._lender.make_room()
-                async with self._sessions() as session, session.begin():
-                    yield session
+            async with self._lender.pool_slot(), self._sessions() as session, session.begin():
+                yield session
         except Exception as exc:
             if _is_connectivity_error(exc):
                 await self._lender.drop_kept(exc)

@@ -10,7 +10,7 @@ When one turns out to be lost, the kept ones are dropped too: a server restart e
 
 Capacity: every borrower (lean or ORM) holds one of `capacity` slots of a fair gate, and
 connections taken from the pool = borrowers holding one + idle ones <= capacity. An ORM
-session gets its connection from the pool itself, so before it opens one, `make_room` gives
+session gets its connection from the pool itself, so its slot (`pool_slot`) first gives
 one idle connection back: the pool then always has one for it, even when it holds a single
 connection (SQLite).
 """
@@ -116,10 +116,14 @@ class ConnectionLender:
         while self._idle:
             await self._give_back(self._idle.popleft(), lost)
 
-    async def make_room(self) -> None:
-        """Give one idle connection back to the pool, for a slot holder that uses the pool itself."""
-        if self._idle:
-            await self._give_back(self._idle.popleft())
+    @asynccontextmanager
+    async def pool_slot(self) -> AsyncIterator[None]:
+        """A slot for a borrower that takes its connection from the pool itself (an ORM session,
+        an engine connection): one kept connection goes back first, so the pool has one for it."""
+        async with self.slot():
+            if self._idle:
+                await self._give_back(self._idle.popleft())
+            yield
 
     async def close(self) -> None:
         """Give every idle connection back to the pool (before the engine is disposed)."""
