@@ -27,7 +27,7 @@ from todo_mcp.db.engine import Database
 from todo_mcp.heap import settle_heap
 from todo_mcp.logs import configure_logging
 from todo_mcp.mcp.envelope import failure
-from todo_mcp.mcp.legacy_calls import LegacyToolCalls
+from todo_mcp.mcp.one_step_calls import OneStepToolCalls
 from todo_mcp.mcp.runtime import ToolRuntime, request_caller
 from todo_mcp.mcp.server import build_mcp_server, rejected_call
 from todo_mcp.services.errors import DomainError, Unauthenticated
@@ -166,15 +166,15 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         settle_heap()
-        async with server.session_manager.run(), legacy_calls.running():
+        async with server.session_manager.run(), tool_calls.running():
             yield
         await db.dispose()
 
-    # The SDK's /mcp route, with handshake-era tool calls answered in one step (legacy_calls.py).
-    legacy_calls = LegacyToolCalls(server.session_manager)
+    # The SDK's /mcp route, with tool calls answered in one step (one_step_calls.py).
+    tool_calls = OneStepToolCalls(server.session_manager)
     routes: list[BaseRoute] = [
         *(
-            Route("/mcp", legacy_calls) if isinstance(route, Route) and route.path == "/mcp" else route
+            Route("/mcp", tool_calls) if isinstance(route, Route) and route.path == "/mcp" else route
             for route in mcp_app.routes
         ),
         Route("/tools/{name}", call_tool, methods=["POST"]),
