@@ -334,6 +334,7 @@ def stdio(
         # back by the database, as after any lost connection.
         with anyio.move_on_after(2, shield=True):
             await db.dispose()
+        logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

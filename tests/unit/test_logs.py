@@ -1,14 +1,19 @@
-"""The text log line is exactly what `logging.Formatter` would write, whatever the moment."""
+"""Log lines: the text line is exactly what `logging.Formatter` would write, whatever the moment;
+INFO lines are written in batches without losing or reordering any."""
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+import time
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from todo_mcp.logs import TEXT_FORMAT, TextFormatter
+from todo_mcp.logs import TEXT_FORMAT, BatchedStreamHandler, TextFormatter, configure_logging
 
 
 def record(created: float, message: str = "tool=%s outcome=%s", *, exc: bool = False) -> logging.LogRecord:
@@ -49,3 +54,124 @@ def test_an_explicit_date_format_is_honoured() -> None:
     assert TextFormatter().formatTime(record(1.8e9), "%Y") == logging.Formatter().formatTime(
         record(1.8e9), "%Y"
     )
+
+
+@pytest.fixture
+def batched() -> Iterator[tuple[logging.Logger, BatchedStreamHandler, io.StringIO]]:
+    """A logger writing through a batched handler (a long interval: only what the test does
+    writes) into a string."""
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval=3600)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(f"test.batched.{id(handler)}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    yield logger, handler, stream
+    logger.removeHandler(handler)
+    handler.close()
+
+
+def test_info_lines_wait_for_a_flush_and_keep_their_order(
+    batched: tuple[logging.Logger, BatchedStreamHandler, io.StringIO],
+) -> None:
+    logger, handler, stream = batched
+    for number in range(3):
+        logger.info("call %d", number)
+    logger.debug("details")
+    assert stream.getvalue() == ""
+    handler.flush()
+    assert stream.getvalue() == "INFO call 0\nINFO call 1\nINFO call 2\nDEBUG details\n"
+
+
+def test_a_warning_is_written_at_once_after_the_lines_before_it(
+    batched: tuple[logging.Logger, BatchedStreamHandler, io.StringIO],
+) -> None:
+    logger, _, stream = batched
+    logger.info("first")
+    logger.warning("then this")
+    assert stream.getvalue() == "INFO first\nWARNING then this\n"
+    try:
+        raise RuntimeError("broken")
+    except RuntimeError:
+        logger.info("with a traceback", exc_info=True)
+    assert "RuntimeError: broken" in stream.getvalue()
+
+
+def test_a_message_is_rendered_when_it_is_logged(
+    batched: tuple[logging.Logger, BatchedStreamHandler, io.StringIO],
+) -> None:
+    logger, handler, stream = batched
+    changing = ["before"]
+    logger.info("value %s", changing)
+    changing[0] = "after"
+    handler.flush()
+    assert stream.getvalue() == "INFO value ['before']\n"
+
+
+def test_a_bad_record_does_not_lose_the_others(
+    batched: tuple[logging.Logger, BatchedStreamHandler, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, handler, stream = batched
+    monkeypatch.setattr(logging, "raiseExceptions", False)
+    logger.info("two placeholders %s %s", "one argument")
+    logger.info("fine")
+    handler.flush()
+    assert stream.getvalue() == "INFO fine\n"
+
+
+def test_pending_lines_are_written_without_a_flush() -> None:
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval=0.01)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    try:
+        handler.handle(logging.makeLogRecord({"msg": "eventually", "levelno": logging.INFO}))
+        deadline = time.monotonic() + 5
+        while stream.getvalue() == "" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stream.getvalue() == "eventually\n"
+    finally:
+        handler.close()
+
+
+def test_close_writes_what_is_pending_and_stops_the_writer(
+    batched: tuple[logging.Logger, BatchedStreamHandler, io.StringIO],
+) -> None:
+    logger, handler, stream = batched
+    logger.info("last words")
+    handler.close()
+    assert stream.getvalue() == "INFO last words\n"
+    handler._writer.join(5)
+    assert not handler._writer.is_alive()
+    logger.info("after close")
+    assert stream.getvalue().endswith("INFO after close\n")
+
+
+class ClosingSpy(logging.Handler):
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def test_configure_logging_closes_the_handler_it_replaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    foreign = ClosingSpy()
+    configure_logging("INFO")
+    first = root.handlers[0]
+    assert isinstance(first, BatchedStreamHandler)
+    root.handlers.append(foreign)
+    configure_logging("INFO")
+    second = root.handlers[0]
+    try:
+        assert isinstance(second, BatchedStreamHandler)
+        assert second is not first
+        first._writer.join(5)
+        assert not first._writer.is_alive()
+        assert second._writer.is_alive()
+        assert not foreign.closed
+    finally:
+        second.close()
