@@ -22,10 +22,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from pydantic import Field
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from tests.conftest import UserFactory
+from tests.conftest import UserFactory, make_settings
 from todo_mcp.db.engine import Database
+from todo_mcp.mcp.http_app import build_http_app
 from todo_mcp.mcp.one_step_calls import OneStepToolCalls, handshake_era_call, is_json_content
 from todo_mcp.mcp.runtime import ToolRuntime, request_caller
 from todo_mcp.mcp.server import build_mcp_server
@@ -453,3 +455,11 @@ def test_only_a_handshake_era_tools_call_request_is_taken() -> None:
     assert handshake_era_call(json.dumps({"jsonrpc": "2.0", "method": "tools/call"}).encode()) is None
     assert handshake_era_call(b"[]") is None
     assert handshake_era_call(b"{") is None
+
+
+async def test_the_served_app_answers_mcp_through_the_one_step_endpoint(db: Database) -> None:
+    """Without it every call would still be answered (by the SDK), only slower: guard the wiring."""
+    app = build_http_app(make_settings("sqlite://"), db, host="127.0.0.1")
+    endpoints = [route.endpoint for route in app.routes if isinstance(route, Route) and route.path == "/mcp"]
+    assert len(endpoints) == 1
+    assert isinstance(endpoints[0], OneStepToolCalls)

@@ -117,6 +117,8 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
         max_request_body_size=settings.max_request_bytes,
         host=host,
     )
+    # The SDK's /mcp route, with tool calls answered in one step (one_step_calls.py).
+    tool_calls = OneStepToolCalls(server.session_manager)
 
     async def call_tool(request: Request) -> Response:
         """Direct HTTP testing without an agent: the tool's envelope, through the same tool code."""
@@ -170,8 +172,6 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
             yield
         await db.dispose()
 
-    # The SDK's /mcp route, with tool calls answered in one step (one_step_calls.py).
-    tool_calls = OneStepToolCalls(server.session_manager)
     routes: list[BaseRoute] = [
         *(
             Route("/mcp", tool_calls) if isinstance(route, Route) and route.path == "/mcp" else route

@@ -4,7 +4,8 @@ The request agents send over and over is one `tools/call` POST. The SDK serves i
 for generality on every one: for handshake-era clients (2025-11-25 and earlier) stateless mode
 builds a transport, its memory streams, a JSON-RPC dispatcher and a task, then tears them down;
 for 2026-07-28 clients the entry walks the tool's input schema for `Mcp-Param` headers and
-serialises the reply through Python's json module. Together a third of an add_task call's CPU.
+serialises the reply through Python's json module. In process, that was 45% of an add_task's
+CPU for a 2025-11-25 client and 11% for a 2026-07-28 one.
 
 This endpoint runs the same checks with the SDK's own functions, then hands the call to the SDK's
 single-exchange driver (`serve_one`) with the connection and dispatch context the SDK would build,
