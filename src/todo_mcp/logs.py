@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from datetime import UTC, datetime
 from typing import TextIO
@@ -73,10 +75,13 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO, interval: float = BATCH_SECONDS) -> None:
         super().__init__(stream)
         self._pending: deque[logging.LogRecord] = deque()
+        self._interval = interval
         self._stopped = threading.Event()
-        self._writer = threading.Thread(
-            target=self._write_periodically, args=(interval,), name="log-writer", daemon=True
-        )
+        self._start_writer()
+        _open_handlers.add(self)
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(target=self._write_periodically, name="log-writer", daemon=True)
         self._writer.start()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -120,9 +125,23 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
             except Exception:
                 self.handleError(record)
 
-    def _write_periodically(self, interval: float) -> None:
-        while not self._stopped.wait(interval):
+    def _write_periodically(self) -> None:
+        while not self._stopped.wait(self._interval):
             self.flush()
+
+
+# A forked child has none of its parent's threads: give each open handler its writer back
+# (a server that loads the app before forking its workers, e.g. gunicorn --preload).
+_open_handlers: weakref.WeakSet[BatchedStreamHandler] = weakref.WeakSet()
+
+
+def _restart_writers() -> None:
+    for handler in list(_open_handlers):
+        if not handler._stopped.is_set():
+            handler._start_writer()
+
+
+os.register_at_fork(after_in_child=_restart_writers)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text", *, sql_echo: bool = False) -> None:

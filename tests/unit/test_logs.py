@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -175,3 +176,20 @@ def test_configure_logging_closes_the_handler_it_replaces(monkeypatch: pytest.Mo
         assert not foreign.closed
     finally:
         second.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_has_a_writer_of_its_own() -> None:
+    """A child forked after logging was set up (a server preloading the app) still gets its INFO
+    lines written without a flush: the writer thread does not survive fork, so it is restarted."""
+    handler = BatchedStreamHandler(io.StringIO(), interval=3600)
+    try:
+        parent_writer = handler._writer
+        child = os.fork()
+        if child == 0:
+            alive = handler._writer is not parent_writer and handler._writer.is_alive()
+            os._exit(0 if alive else 1)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        handler.close()
