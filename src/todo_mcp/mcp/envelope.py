@@ -1,12 +1,13 @@
 """The envelope every tool returns, and the shapes of its `data`.
 
-The same envelope travels as MCP structured content (checked against the output schema) and
+The same envelope travels as MCP structured content (described by the output schema) and
 as a JSON text block for clients that read only text; `isError` is true exactly when
 `status` is "error".
 
-The models below declare the shapes (they are the tools' output schemas, which the SDK checks
-every successful result against); the data itself is built as plain dicts from the service's
-records and turned into JSON values in one pass, which costs a third of building the models.
+The models below declare the shapes (they are the tools' published output schemas; every tool
+call in the tests is checked against them, the server does not re-check each result, see
+tools._strict); the data itself is built as plain dicts from the service's records and turned
+into JSON values in one pass, which costs a third of building the models.
 """
 
 from __future__ import annotations
