@@ -102,9 +102,9 @@ class OneStepToolCalls:
         self._sdk = manager.asgi_app
         self._server: Server[Any] = manager.app
         self._security = TransportSecurityMiddleware(manager.security_settings)
-        # Per tool: whether its input schema routes any argument through an Mcp-Param header.
-        # The tools are registered once, when the server is built.
-        self._declares_headers: dict[str, bool] = {}
+        # Per tool: its input schema if it routes any argument through an Mcp-Param header,
+        # else None. The tools are registered once, when the server is built.
+        self._header_schemas: dict[str, Mapping[str, Any] | None] = {}
         self._lifespan_state: Any = None
         self._started = False
         # The SDK's own limit answers oversized bodies before anything here reads them.
@@ -239,16 +239,14 @@ class OneStepToolCalls:
         lookup = self._server.get_tool_input_schema
         if lookup is None:
             return False
-        declares = self._declares_headers.get(name)
         try:
-            if declares is None:
+            if name not in self._header_schemas:
                 schema = lookup(name)
-                declares = self._declares_headers[name] = schema is not None and bool(
-                    x_mcp_header_map(schema)
+                self._header_schemas[name] = (
+                    schema if schema is not None and x_mcp_header_map(schema) else None
                 )
-            if not declares:
-                return True
-            return validate_mcp_param_headers(lookup(name), arguments, request.headers) is None
+            schema = self._header_schemas[name]
+            return schema is None or validate_mcp_param_headers(schema, arguments, request.headers) is None
         except Exception:
             return False
 
