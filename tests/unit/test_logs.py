@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from todo_mcp.logs import TEXT_FORMAT, BatchedStreamHandler, TextFormatter, configure_logging
+from todo_mcp.logs import (
+    TEXT_FORMAT,
+    BatchedStreamHandler,
+    JsonFormatter,
+    TextFormatter,
+    collect_only_what_lines_show,
+    configure_logging,
+)
 
 
 def record(created: float, message: str = "tool=%s outcome=%s", *, exc: bool = False) -> logging.LogRecord:
@@ -55,6 +62,50 @@ def test_an_explicit_date_format_is_honoured() -> None:
     assert TextFormatter().formatTime(record(1.8e9), "%Y") == logging.Formatter().formatTime(
         record(1.8e9), "%Y"
     )
+
+
+class Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def logging_switches() -> Iterator[None]:
+    """The logging module's collection switches as they were, whatever the test sets."""
+    names = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks")
+    saved = {name: getattr(logging, name) for name in names if hasattr(logging, name)}
+    yield
+    for name, value in saved.items():
+        setattr(logging, name, value)
+
+
+@pytest.mark.usefixtures("logging_switches")
+def test_lines_are_the_same_without_caller_thread_and_process_details() -> None:
+    collected = Collected()
+    logger = logging.getLogger("test.switches")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(collected)
+    try:
+        logger.info("tool=%s outcome=%s", "add_task", "ok")
+        collect_only_what_lines_show()
+        logger.info("tool=%s outcome=%s", "add_task", "ok")
+    finally:
+        logger.removeHandler(collected)
+    full, lean = collected.records
+    assert (full.funcName, lean.funcName) == (
+        "test_lines_are_the_same_without_caller_thread_and_process_details",
+        "(unknown function)",
+    )
+    assert lean.threadName is None
+    assert lean.process is None
+    lean.created, lean.msecs = full.created, full.msecs
+    for formatter in (TextFormatter(), JsonFormatter()):
+        assert formatter.format(lean) == formatter.format(full)
 
 
 @pytest.fixture
