@@ -191,9 +191,13 @@ class OneStepToolCalls:
             call = JSONRPCRequest.model_validate(decoded)
         except pydantic_core.ValidationError:
             return None
-        if find_duplicated_routing_header(request.headers.items()) is not None:
+        header_items = request.headers.items()
+        if find_duplicated_routing_header(header_items) is not None:
             return None
-        route = classify_inbound_request(decoded, headers=dict(request.headers))
+        # The SDK passes dict(request.headers), the first value of each name; built here in one
+        # pass over the pairs, where dict() of the mapping scans them all once per name.
+        headers = dict(reversed(header_items))
+        route = classify_inbound_request(decoded, headers=headers)
         if not isinstance(route, InboundModernRoute) or not self._param_headers_agree(call, request):
             return None
         context = OneRequest(
