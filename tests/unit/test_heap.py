@@ -1,4 +1,5 @@
-"""Both HTTP apps move their start-up objects out of the garbage collector's reach."""
+"""Both HTTP apps move their start-up objects out of the garbage collector's reach and collect
+the youngest generation less often."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.applications import Starlette
 from tests.conftest import make_settings
 from todo_mcp.api.app import build_api_app
 from todo_mcp.db.engine import Database
+from todo_mcp.heap import YOUNG_COLLECTION_THRESHOLD
 from todo_mcp.mcp.http_app import build_http_app
 
 pytestmark = pytest.mark.anyio
@@ -19,10 +21,12 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
-    # The test process goes on collecting what its tests leave behind.
+    # The test process goes on collecting what its tests leave behind, as it did.
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 @pytest.mark.parametrize("door", ["mcp", "api"])
@@ -33,7 +37,9 @@ async def test_the_app_freezes_the_heap_when_it_starts(door: str, tmp_path: Path
         build_http_app(settings, db, host="127.0.0.1") if door == "mcp" else build_api_app(settings, db)
     )
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold()[0] < YOUNG_COLLECTION_THRESHOLD
 
     async with app.router.lifespan_context(app):
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
     await db.dispose()
