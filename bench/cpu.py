@@ -112,15 +112,17 @@ async def drive(options: argparse.Namespace, tokens: dict[str, str]) -> None:
             for _ in range(per_client):
                 await call(app, headers, body)
 
-        cpu, wall = time.process_time(), time.perf_counter()
+        before, wall = os.times(), time.perf_counter()
         async with asyncio.TaskGroup() as group:
             for _ in range(options.concurrency):
                 group.create_task(client())
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        after, wall = os.times(), time.perf_counter() - wall
+    user_cpu, system_cpu = after.user - before.user, after.system - before.system
     calls = per_client * options.concurrency
     print(
         f"{options.database} {options.tool} {options.protocol} c{options.concurrency}: "
-        f"{cpu / calls * 1e6:.0f} µs CPU per call, {calls / wall:.0f} calls/s on one core",
+        f"{(user_cpu + system_cpu) / calls * 1e6:.0f} µs CPU per call (user {user_cpu / calls * 1e6:.0f}, "
+        f"system {system_cpu / calls * 1e6:.0f}), {calls / wall:.0f} calls/s on one core",
         flush=True,
     )
 
