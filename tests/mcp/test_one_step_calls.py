@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp_types import JSONRPCResponse
 from pydantic import Field
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -28,7 +29,12 @@ from starlette.types import ASGIApp
 from tests.conftest import UserFactory, make_settings
 from todo_mcp.db.engine import Database
 from todo_mcp.mcp.http_app import build_http_app
-from todo_mcp.mcp.one_step_calls import OneStepToolCalls, handshake_era_call, is_json_content
+from todo_mcp.mcp.one_step_calls import (
+    OneStepToolCalls,
+    handshake_era_call,
+    is_json_content,
+    result_reply,
+)
 from todo_mcp.mcp.runtime import ToolRuntime, request_caller
 from todo_mcp.mcp.server import build_mcp_server
 from todo_mcp.services.identity import UNRESTRICTED, Caller
@@ -463,3 +469,27 @@ async def test_the_served_app_answers_mcp_through_the_one_step_endpoint(db: Data
     endpoints = [route.endpoint for route in app.routes if isinstance(route, Route) and route.path == "/mcp"]
     assert len(endpoints) == 1
     assert isinstance(endpoints[0], OneStepToolCalls)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(
+    request_id=st.integers() | st.text(),
+    result=st.dictionaries(st.text(), JSON_VALUES, max_size=5),
+)
+def test_a_result_reply_is_the_bytes_of_the_sdks_model(request_id: int | str, result: dict[str, Any]) -> None:
+    """NaN, infinities, None inside the result, non-ASCII text: as the model writes them."""
+    model = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
+    assert (
+        result_reply(request_id, result, ensure_ascii=False)
+        == model.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    )
+    assert (
+        result_reply(request_id, result, ensure_ascii=True)
+        == model.model_dump_json(by_alias=True, exclude_none=True, ensure_ascii=True).encode()
+    )
