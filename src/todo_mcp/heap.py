@@ -20,7 +20,7 @@ def settle_heap() -> None:
     counting as the call ends; at the default threshold the youngest generation was collected
     every few calls anyway, 12 µs of CPU per add_task (timed with gc.callbacks in
     `python -m bench.cpu`), and 5 µs at 10,000. The few objects a call leaves in reference
-    cycles (about 15 for an add_task) are collected some hundreds of calls later instead: about
+    cycles (16 for an add_task) are collected some hundreds of calls later instead: about
     1 MB more resident per worker under load.
     """
     gc.collect()
