@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=20, ge=1, le=200)
     database_max_overflow: int = Field(default=0, ge=0, le=200)
     database_pool_timeout: float = Field(default=10.0, gt=0)
+    # Connections left unused this long are closed, all but the most recently used few: when
+    # the processes' pools add up to more than the server's max_connections, a process that
+    # had a burst must not keep the slots the others need once the burst is over.
+    database_pool_idle_seconds: float = Field(default=5.0, gt=0, le=3600)
+    database_pool_min_idle: int = Field(default=2, ge=0, le=200)
+    # Opening a connection gives up after this long (asyncpg waits 60 s by default): a server
+    # that does not answer is a 503 within seconds, not a hung request.
+    database_connect_timeout: float = Field(default=5.0, gt=0, le=120)
 
     jwt_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("JWT_SECRET", "BETTER_AUTH_SECRET")

@@ -8,14 +8,26 @@ from collections.abc import Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+# RFC 9110, section 5.5: optional whitespace around a field value is not part of it.
+FIELD_WHITESPACE = b" \t"
+
 
 class NoDelayHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with Nagle's algorithm off on every connection.
+    """uvicorn's httptools protocol with Nagle's algorithm off on every connection, and header
+    values without the whitespace that surrounds them on the wire.
 
     asyncio turns Nagle off only for sockets whose protocol number is TCP. The listening socket
     uvicorn binds for `--workers` has protocol number 0, and so do the connections it accepts:
     small responses then wait for the client's delayed ACK, about 40 ms each.
+
+    httptools hands over a value's trailing spaces and tabs (h11 strips them), and the MCP SDK
+    compares the routing headers of the 2026-07-28 revision (`Mcp-Method`, `Mcp-Name`,
+    `Mcp-Param-*`, `MCP-Protocol-Version`) byte for byte, so `Mcp-Name: add_task ` was refused.
+    Trimmed here, every app behind every server command sees the field values RFC 9110 means.
     """
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value.strip(FIELD_WHITESPACE))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")

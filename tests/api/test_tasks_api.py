@@ -480,10 +480,11 @@ async def test_a_body_that_is_not_the_schema_is_a_422_with_details(
     )
 
     assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
-    assert isinstance(detail, list)
-    assert detail
-    assert all(isinstance(error.get("msg"), str) and error.get("loc") for error in detail)
+    body = response.json()
+    assert isinstance(body["detail"], str)
+    assert isinstance(body["error_id"], str)
+    assert body["problems"]
+    assert all(problem["field"].startswith("body") and problem["message"] for problem in body["problems"])
     assert await get_task(client, auth, user, task["id"]) == task
 
 

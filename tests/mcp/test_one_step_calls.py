@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import JSONRPCResponse
 from pydantic import Field
 from starlette.routing import Route
@@ -151,9 +152,12 @@ def client(app: ASGIApp) -> httpx.AsyncClient:
 
 @pytest.fixture
 async def doors(db: Database) -> AsyncIterator[Doors]:
-    server, _ = build_mcp_server(ToolRuntime(db, process_caller=UNRESTRICTED))
-    server.middleware.append(explode)
+    server, tools = build_mcp_server(ToolRuntime(db, process_caller=UNRESTRICTED))
+    # Outermost, so that the name it explodes on never reaches the unknown-tool check.
+    server.middleware.insert(0, explode)
     server.add_tool(routed_echo, name=ROUTED)
+    # The tool mapping the server's middleware knows tools by; the server is built with it.
+    tools[ROUTED] = Tool.from_function(routed_echo, name=ROUTED)
     server.streamable_http_app(
         streamable_http_path="/mcp", stateless_http=True, json_response=True, max_request_body_size=MAX_BODY
     )

@@ -7,14 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from time import perf_counter
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import todo_mcp
 from todo_mcp.api import auth_routes, conversation_routes, task_routes
+from todo_mcp.api.schemas import Problem, ValidationErrorBody
 from todo_mcp.config import Settings
 from todo_mcp.db.engine import Database
 from todo_mcp.heap import settle_heap
@@ -86,6 +90,53 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.code, headers=headers)
 
 
+def problem_of(error: dict[str, Any]) -> Problem:
+    """One validation error as the field it concerns and what is wrong with it. Only the
+    location and pydantic's message are kept: its `input` (and `ctx`, which may quote the
+    input) would echo what was sent, passwords included, and NaN or infinities there made
+    FastAPI's own reply fail to serialise."""
+    location = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        # FastAPI's JSON syntax error: the location is ("body", character offset), and the
+        # context holds only the parser's complaint ("Expecting value"), never the text.
+        reason = str((error.get("ctx") or {}).get("error", "JSON decode error"))
+        at = f" at character {location[1]}" if len(location) > 1 else ""
+        return Problem(field="body", message=f"not valid JSON: {reason}{at}")
+    return Problem(
+        field=".".join(str(part) for part in location) or "body", message=str(error.get("msg", "is invalid"))
+    )
+
+
+async def handle_invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [problem_of(error) for error in exc.errors()]
+    listed = "; ".join(f"{problem.field}: {problem.message}" for problem in problems)
+    error_id = new_error_id()
+    log.info("%s %s error_id=%s invalid request: %s", request.method, request.url.path, error_id, listed)
+    body = ValidationErrorBody(
+        detail=f"The request is invalid: {listed}.", error_id=error_id, problems=problems
+    )
+    return JSONResponse(body.model_dump(), status_code=422)
+
+
+# What FastAPI raises, as a 400 with the cause attached, for a body its JSON parser gave up on
+# other than by a syntax error: nesting deeper than the recursion limit, an integer of more
+# digits than Python converts.
+BODY_UNREADABLE = (
+    "The request body could not be read as JSON: it nests too deeply or holds a number too long "
+    "to convert. Send a JSON object of the documented fields."
+)
+
+
+async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Routing and parsing refusals (404 unknown path, 405, unreadable body) in the API's error shape."""
+    assert isinstance(exc, HTTPException)
+    detail = BODY_UNREADABLE if exc.status_code == 400 and exc.__cause__ is not None else str(exc.detail)
+    return JSONResponse(
+        {"detail": detail, "error_id": None}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     error_id = new_error_id()
     log.error("%s %s error_id=%s unexpected error", request.method, request.url.path, error_id, exc_info=exc)
@@ -93,6 +144,12 @@ async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
         {"detail": "The server failed to handle this request; report the error id.", "error_id": error_id},
         status_code=500,
     )
+
+
+# Documented in place of FastAPI's default 422 schema, which echoes the input.
+INVALID_REQUEST: dict[int | str, dict[str, Any]] = {
+    422: {"model": ValidationErrorBody, "description": "The request does not match the schema."}
+}
 
 
 def build_api_app(settings: Settings, db: Database, *, dispose_on_shutdown: bool = True) -> FastAPI:
@@ -113,6 +170,8 @@ def build_api_app(settings: Settings, db: Database, *, dispose_on_shutdown: bool
     app.state.tokens = TokenService(settings) if settings.auth_enabled else None
     app.state.token_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
     app.add_exception_handler(DomainError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_invalid_request)
+    app.add_exception_handler(HTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected)
     if settings.api_cors_origins:
         app.add_middleware(
@@ -122,9 +181,8 @@ def build_api_app(settings: Settings, db: Database, *, dispose_on_shutdown: bool
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(RequestLog)
-    app.include_router(auth_routes.router)
-    app.include_router(task_routes.router)
-    app.include_router(conversation_routes.router)
+    for router in (auth_routes.router, task_routes.router, conversation_routes.router):
+        app.include_router(router, responses=INVALID_REQUEST)
 
     @app.get("/health", tags=["operations"], summary="The process is up")
     async def health() -> dict[str, str]:

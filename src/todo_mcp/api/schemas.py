@@ -20,6 +20,22 @@ class ErrorBody(BaseModel):
     )
 
 
+class Problem(BaseModel):
+    field: str = Field(
+        description="Where the problem is: `body`, `body.<name>`, `query.<name>` or `path.<name>`.",
+        examples=["body.password"],
+    )
+    message: str = Field(description="What is wrong; never the value sent.", examples=["Field required"])
+
+
+class ValidationErrorBody(BaseModel):
+    """A request that does not match the schema. No submitted value is ever echoed back."""
+
+    detail: str = Field(examples=["The request is invalid: body.password: Field required."])
+    error_id: str = Field(description="Also in the server log, with the same list of problems.")
+    problems: list[Problem]
+
+
 class SignupRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={

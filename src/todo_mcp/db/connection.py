@@ -96,10 +96,15 @@ class Connection(ABC):
     def in_transaction(self) -> bool:
         return self._depth > 0
 
-    def unavailable(self, exc: BaseException) -> bool:
+    def lost(self, exc: BaseException) -> bool:
         """True when `exc` means the connection or the server is gone (the caller should
         discard the connection and answer 503)."""
         return isinstance(exc, DatabaseUnavailable) or self._is_connectivity_error(exc)
+
+    def short_of_resources(self, exc: BaseException) -> bool:
+        """True when the server refused the work for want of resources (answer 503, keep the
+        connection)."""
+        return False
 
 
 class PostgresConnection(Connection):
@@ -130,22 +135,38 @@ class PostgresConnection(Connection):
         return value.astimezone(UTC)
 
     def _is_connectivity_error(self, exc: BaseException) -> bool:
-        if isinstance(exc, asyncpg.DataError | asyncpg.QueryCanceledError):
-            # Bad parameters (a DataError is an InterfaceError too) and a cancelled statement
-            # leave the connection fine.
-            return False
-        return isinstance(
-            exc,
-            OSError
-            | TimeoutError
-            | asyncpg.InterfaceError
-            | asyncpg.PostgresConnectionError
-            # The driver's protocol state is broken, e.g. a statement sent after the server's
-            # "terminating connection" notice arrived but before the socket's end did.
-            | asyncpg.InternalClientError
-            # Class 57: the server is shutting down, or refuses connections for now.
-            | asyncpg.exceptions.OperatorInterventionError,
-        )
+        return postgres_connection_lost(exc)
+
+    def short_of_resources(self, exc: BaseException) -> bool:
+        return postgres_short_of_resources(exc)
+
+
+def postgres_connection_lost(exc: BaseException | None) -> bool:
+    """True when an asyncpg error means the connection or the server is gone."""
+    if isinstance(exc, asyncpg.DataError | asyncpg.QueryCanceledError):
+        # Bad parameters (a DataError is an InterfaceError too) and a cancelled statement
+        # leave the connection fine.
+        return False
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.InterfaceError
+        | asyncpg.PostgresConnectionError
+        # The driver's protocol state is broken, e.g. a statement sent after the server's
+        # "terminating connection" notice arrived but before the socket's end did.
+        | asyncpg.InternalClientError
+        # Class 57: the server is shutting down, or refuses connections for now.
+        | asyncpg.exceptions.OperatorInterventionError,
+    )
+
+
+def postgres_short_of_resources(exc: BaseException | None) -> bool:
+    """Class 53: the server is out of connection slots (`too_many_connections`, what a new
+    connection gets when the processes' pools add up to more than `max_connections`), memory
+    or disk. The server is fine and so are the connections already open: the request gets a
+    503, and nothing else is discarded."""
+    return isinstance(exc, asyncpg.exceptions.InsufficientResourcesError)
 
 
 _NUMBERED = re.compile(r"\$(\d+)")

@@ -16,7 +16,14 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from todo_mcp.config import Settings
-from todo_mcp.db.connection import Connection, PostgresConnection, SqliteConnection, sqlite_unavailable
+from todo_mcp.db.connection import (
+    Connection,
+    PostgresConnection,
+    SqliteConnection,
+    postgres_connection_lost,
+    postgres_short_of_resources,
+    sqlite_unavailable,
+)
 from todo_mcp.db.lender import ConnectionLender
 from todo_mcp.services.errors import DatabaseUnavailable
 
@@ -26,15 +33,34 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 POOL_RECYCLE_SECONDS = 1800
 
 
-def _is_connectivity_error(exc: BaseException) -> bool:
+def _driver_error(exc: sa_exc.DBAPIError) -> BaseException | None:
+    """asyncpg's own exception, which SQLAlchemy's adapter raises its DBAPI error from."""
+    return exc.orig.__cause__ if exc.orig is not None else None
+
+
+def _is_short_of_resources(exc: BaseException) -> bool:
+    """The server refused for want of connection slots, memory or disk (see
+    `postgres_short_of_resources`): a 503 that leaves the open connections alone."""
+    return isinstance(exc, sa_exc.DBAPIError) and postgres_short_of_resources(_driver_error(exc))
+
+
+def _is_lost(exc: BaseException) -> bool:
+    """The connection or the server is gone."""
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True
         if isinstance(exc.orig, sqlite3.Error):
             return sqlite_unavailable(exc.orig)
-        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or postgres_connection_lost(
+            _driver_error(exc)
+        )
     # Pool exhaustion, and drivers that raise socket errors before any DBAPI wrapping.
     return isinstance(exc, sa_exc.TimeoutError | OSError | ConnectionError)
+
+
+def _is_connectivity_error(exc: BaseException) -> bool:
+    """Whatever should reach the caller as `DatabaseUnavailable` (503)."""
+    return _is_lost(exc) or _is_short_of_resources(exc)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -75,7 +101,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
         pool_recycle=POOL_RECYCLE_SECONDS,
-        connect_args={"server_settings": {"application_name": "todo-mcp"}},
+        connect_args={
+            "server_settings": {"application_name": "todo-mcp"},
+            "timeout": settings.database_connect_timeout,
+        },
     )
 
 
@@ -89,6 +118,8 @@ class Database:
         connections: int,
         wait_seconds: float,
         recycle_seconds: float | None = None,
+        idle_seconds: float | None = None,
+        min_idle: int = 0,
     ) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
@@ -99,6 +130,8 @@ class Database:
             capacity=connections,
             wait_seconds=wait_seconds,
             recycle_seconds=recycle_seconds,
+            idle_seconds=idle_seconds,
+            min_idle=min_idle,
         )
 
     def connect(self) -> AbstractAsyncContextManager[Connection]:
@@ -125,6 +158,9 @@ class Database:
             connections=connections,
             wait_seconds=settings.database_pool_timeout,
             recycle_seconds=None if settings.is_sqlite else POOL_RECYCLE_SECONDS,
+            # SQLite's one connection holds no server's slot, and reopening it costs the pragmas.
+            idle_seconds=None if settings.is_sqlite else settings.database_pool_idle_seconds,
+            min_idle=settings.database_pool_min_idle,
         )
 
     @asynccontextmanager
@@ -138,8 +174,10 @@ class Database:
             async with self._lender.pool_slot(), self._sessions() as session, session.begin():
                 yield session
         except Exception as exc:
-            if _is_connectivity_error(exc):
+            if _is_lost(exc):
                 await self._lender.drop_kept(exc)
+                raise DatabaseUnavailable() from exc
+            if _is_short_of_resources(exc):
                 raise DatabaseUnavailable() from exc
             raise
 

@@ -17,6 +17,7 @@ connection (SQLite).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -41,6 +42,7 @@ class _Taken:
     pooled: PoolProxiedConnection
     connection: Connection
     taken_at: float
+    idle_since: float = 0.0
 
 
 class Loan:
@@ -83,6 +85,8 @@ class ConnectionLender:
         capacity: int,
         wait_seconds: float,
         recycle_seconds: float | None,
+        idle_seconds: float | None = None,
+        min_idle: int = 0,
     ) -> None:
         self._engine = engine
         self._wrap = wrap
@@ -93,7 +97,13 @@ class ConnectionLender:
         self._gate = anyio.Semaphore(capacity, fast_acquire=True)
         self._wait_seconds = wait_seconds
         self._recycle_seconds = recycle_seconds
+        # Most recently returned on the right, where borrowers take from: under a steady load
+        # the same few connections stay warm and the rest age on the left until retired.
         self._idle: deque[_Taken] = deque()
+        self._idle_seconds = idle_seconds
+        self._min_idle = min_idle
+        self._retirement: asyncio.TimerHandle | None = None
+        self._retiring: asyncio.Task[None] | None = None
 
     async def _enter_gate(self) -> None:
         """Take one of the gate's slots; `DatabaseUnavailable` after waiting the pool timeout."""
@@ -133,17 +143,68 @@ class ConnectionLender:
         """Keep the connection for the next borrower, or discard it (and, if its server went
         away, the kept ones too); raises `DatabaseUnavailable` for a lost connection."""
         try:
-            if failure is not None and taken.connection.unavailable(failure):
+            if failure is not None and taken.connection.lost(failure):
                 await self._give_back(taken, failure)
                 await self.drop_kept(failure)
                 if not isinstance(failure, DatabaseUnavailable):
                     raise DatabaseUnavailable() from failure
-            elif taken.connection.in_transaction:
+                return
+            if taken.connection.in_transaction:
                 await self._give_back(taken, RuntimeError("connection returned inside a transaction"))
             else:
-                self._idle.append(taken)
+                self._keep(taken)
+            if failure is not None and taken.connection.short_of_resources(failure):
+                raise DatabaseUnavailable() from failure
         finally:
             self._gate.release()
+
+    def _keep(self, taken: _Taken) -> None:
+        taken.idle_since = time.monotonic()
+        self._idle.append(taken)
+        if len(self._idle) > self._min_idle:
+            self._plan_retirement()
+
+    def _plan_retirement(self) -> None:
+        """Make sure a retirement round is due when the longest-idle kept connection has been
+        idle for `idle_seconds`: one timer at a time, so the hot path only checks two fields."""
+        if self._idle_seconds is None or self._retirement is not None or self._retiring is not None:
+            return
+        oldest = min((taken.idle_since for taken in self._idle), default=time.monotonic())
+        delay = max(0.0, oldest + self._idle_seconds - time.monotonic())
+        self._retirement = asyncio.get_running_loop().call_later(delay, self._start_retiring)
+
+    def _start_retiring(self) -> None:
+        self._retirement = None
+        self._retiring = asyncio.ensure_future(self._retire_idle())
+
+    async def _retire_idle(self) -> None:
+        """Close the kept connections idle for `idle_seconds`, all but the `min_idle` most
+        recently used; and adopt the pool's own idle ones (checked in after an ORM session) into
+        the kept list, to be retired in turn if they stay unused."""
+        assert self._idle_seconds is not None
+        try:
+            deadline = time.monotonic() - self._idle_seconds
+            eligible = len(self._idle) - self._min_idle
+            # Chosen and removed before any await: borrowers keep taking and returning meanwhile.
+            retired = [taken for taken in list(self._idle)[:eligible] if taken.idle_since <= deadline]
+            for taken in retired:
+                self._idle.remove(taken)
+            for taken in retired:
+                await self._give_back(taken, retire=True)
+            await self._adopt_pool_idle()
+        finally:
+            self._retiring = None
+            if len(self._idle) > self._min_idle:
+                self._plan_retirement()
+
+    async def _adopt_pool_idle(self) -> None:
+        checked_in: Callable[[], int] | None = getattr(self._engine.sync_engine.pool, "checkedin", None)
+        # One at a time, each checked out while the pool certainly has it idle: between the count
+        # and the checkout no other task runs, so this never opens a connection.
+        while checked_in is not None and checked_in() > 0:
+            pooled = await self._engine.raw_connection()
+            now = time.monotonic()
+            self._idle.appendleft(_Taken(pooled, self._wrap(pooled.driver_connection), now, idle_since=now))
 
     async def drop_kept(self, lost: BaseException) -> None:
         """After a connection was found lost: the server most likely restarted or failed over,
@@ -159,15 +220,23 @@ class ConnectionLender:
             if self._idle:
                 await self._give_back(self._idle.popleft())
             yield
+        # The connection stays open in the pool's own queue: count it among the idle ones.
+        if self._idle_seconds is not None:
+            self._plan_retirement()
 
     async def close(self) -> None:
         """Give every idle connection back to the pool (before the engine is disposed)."""
+        if self._retirement is not None:
+            self._retirement.cancel()
+            self._retirement = None
+        if self._retiring is not None:
+            await self._retiring
         while self._idle:
             await self._give_back(self._idle.popleft())
 
     async def _take(self) -> _Taken:
         while self._idle:
-            taken = self._idle.popleft()
+            taken = self._idle.pop()
             if self._recycle_seconds is None or time.monotonic() - taken.taken_at < self._recycle_seconds:
                 return taken
             # Old enough that the pool should reconnect it (pool_recycle): let it decide.
@@ -181,10 +250,16 @@ class ConnectionLender:
         return _Taken(pooled, self._wrap(pooled.driver_connection), time.monotonic())
 
     @staticmethod
-    async def _give_back(taken: _Taken, discard: BaseException | None = None) -> None:
+    async def _give_back(
+        taken: _Taken, discard: BaseException | None = None, *, retire: bool = False
+    ) -> None:
+        """Back to the pool, which keeps it open; discarded (`discard`, the reason) or retired
+        (unused for long), it is closed and its pool slot freed."""
         # Shielded: a cancelled caller must not leave the connection checked out forever.
         with anyio.CancelScope(shield=True):
-            if discard is None:
-                await greenlet_spawn(taken.pooled.close)
-            else:
+            if discard is not None:
                 await greenlet_spawn(taken.pooled.invalidate, discard)
+            elif retire:
+                await greenlet_spawn(taken.pooled.invalidate)
+            else:
+                await greenlet_spawn(taken.pooled.close)

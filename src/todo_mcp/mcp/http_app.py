@@ -61,6 +61,11 @@ REJECTIONS = {
 }
 
 
+def refuse_non_json_constant(name: str) -> Any:
+    """Python's json module reads NaN and Infinity, which JSON (RFC 8259) does not have."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def _envelope_response(code: int, message: str, challenge: str | None = None) -> JSONResponse:
     body = failure(code, message).structured_content
     headers = {"WWW-Authenticate": challenge} if challenge else None
@@ -139,8 +144,14 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
                     413, f"The request body is over {settings.max_request_bytes} bytes."
                 )
         try:
-            arguments: Any = json.loads(body or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            arguments: Any = json.loads(body or b"{}", parse_constant=refuse_non_json_constant)
+        except RecursionError:
+            return _envelope_response(
+                400, "The request body nests too deeply; send the arguments as an object."
+            )
+        except ValueError:
+            # JSONDecodeError, UnicodeDecodeError, NaN/Infinity, and integers of more digits
+            # than Python converts (int_max_str_digits) are all ValueErrors.
             return _envelope_response(
                 400, "The request body is not valid JSON; send the arguments as an object."
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from time import perf_counter
 from typing import Any
 
@@ -13,7 +13,9 @@ from mcp.server import MCPServer
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.tools import Tool
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
+from mcp_types import INVALID_PARAMS
 from pydantic import ValidationError
 
 import todo_mcp
@@ -83,6 +85,41 @@ class ArgumentErrorsAsEnvelopes:
         return result
 
 
+class UnknownNamesAreInvalidParams:
+    """Server middleware: a `tools/call` or `prompts/get` for a name the server does not have is
+    the JSON-RPC error -32602 (Invalid params), as both protocol revisions specify, with the
+    names that exist; the SDK answers an unknown tool with a tool error result and an unknown
+    prompt with an internal error (logged at ERROR). Arguments that fail a known tool's schema
+    stay tool errors (the 400 envelope), so that a model can correct itself (SEP-1303)."""
+
+    def __init__(self, tools: Mapping[str, Tool], prompt_names: Callable[[], Awaitable[list[str]]]) -> None:
+        self._tools = tools
+        self._prompt_names = prompt_names
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method == "tools/call" and ctx.params is not None:
+            name = ctx.params.get("name")
+            if isinstance(name, str) and name not in self._tools:
+                known = ", ".join(self._tools)
+                raise MCPError(
+                    INVALID_PARAMS,
+                    f"Unknown tool {_quoted(name)}; the tools are {known}.",
+                    {"name": _quoted(name, quotes=False), "tools": list(self._tools)},
+                )
+        elif ctx.method == "prompts/get" and ctx.params is not None:
+            name = ctx.params.get("name")
+            if isinstance(name, str) and name not in (prompts := await self._prompt_names()):
+                listed = ", ".join(prompts) if prompts else "none: this server has no prompts"
+                raise MCPError(INVALID_PARAMS, f"Unknown prompt {_quoted(name)}; the prompts are {listed}.")
+        return await call_next(ctx)
+
+
+def _quoted(name: str, *, quotes: bool = True, limit: int = 64) -> str:
+    """A name from the request, shortened: a client may send a megabyte in it."""
+    short = name if len(name) <= limit else name[: limit - 1] + "…"
+    return repr(short) if quotes else short
+
+
 def build_mcp_server(
     runtime: ToolRuntime, *, tracing: bool = False
 ) -> tuple[MCPServer[Any], dict[str, Tool]]:
@@ -95,7 +132,13 @@ def build_mcp_server(
         instructions=INSTRUCTIONS,
         tools=list(tools.values()),
         log_level="WARNING",
-        middleware=[ArgumentErrorsAsEnvelopes(tools)],
+    )
+
+    async def prompt_names() -> list[str]:
+        return [prompt.name for prompt in await server.list_prompts()]
+
+    server.middleware.extend(
+        [UnknownNamesAreInvalidParams(tools, prompt_names), ArgumentErrorsAsEnvelopes(tools)]
     )
     if not tracing:
         # The SDK documents dropping its middleware from this list as the way to opt out of spans.

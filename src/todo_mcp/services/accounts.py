@@ -89,6 +89,8 @@ def _retry_after(until: datetime, now: datetime) -> int:
 
 
 async def log_in(session: AsyncSession, *, email: str, password: str) -> LoginOutcome:
+    # Text that is not Unicode (lone surrogates) cannot be hashed, so it can match no password.
+    storable_text(password, "password")
     wrong = Unauthenticated("The email or password is incorrect.")
     try:
         email = clean_email(email)
