@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -33,15 +34,17 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 POOL_RECYCLE_SECONDS = 1800
 
 
-def _driver_error(exc: sa_exc.DBAPIError) -> BaseException | None:
-    """asyncpg's own exception, which SQLAlchemy's adapter raises its DBAPI error from."""
-    return exc.orig.__cause__ if exc.orig is not None else None
+def _driver_error(exc: BaseException) -> BaseException | None:
+    """asyncpg's own exception, which SQLAlchemy's adapter raises its DBAPI error from: under a
+    `DBAPIError` when a statement or `engine.connect()` failed, bare from `raw_connection()`."""
+    adapted = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    return adapted.__cause__ if isinstance(adapted, AsyncAdapt_Error) else None
 
 
 def _is_short_of_resources(exc: BaseException) -> bool:
     """The server refused for want of connection slots, memory or disk (see
     `postgres_short_of_resources`): a 503 that leaves the open connections alone."""
-    return isinstance(exc, sa_exc.DBAPIError) and postgres_short_of_resources(_driver_error(exc))
+    return postgres_short_of_resources(_driver_error(exc))
 
 
 def _is_lost(exc: BaseException) -> bool:
@@ -55,7 +58,10 @@ def _is_lost(exc: BaseException) -> bool:
             _driver_error(exc)
         )
     # Pool exhaustion, and drivers that raise socket errors before any DBAPI wrapping.
-    return isinstance(exc, sa_exc.TimeoutError | OSError | ConnectionError)
+    if isinstance(exc, sa_exc.TimeoutError | OSError | ConnectionError):
+        return True
+    # A connection attempt's error, as `raw_connection()` raises it (adapted, not wrapped).
+    return postgres_connection_lost(_driver_error(exc))
 
 
 def _is_connectivity_error(exc: BaseException) -> bool:
@@ -101,6 +107,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
         pool_recycle=POOL_RECYCLE_SECONDS,
+        # The connection an ORM unit of work just checked in is the next one out: the lender
+        # takes it straight back (`ConnectionLender.pool_slot`).
+        pool_use_lifo=True,
         connect_args={
             "server_settings": {"application_name": "todo-mcp"},
             "timeout": settings.database_connect_timeout,

@@ -179,8 +179,7 @@ class ConnectionLender:
 
     async def _retire_idle(self) -> None:
         """Close the kept connections idle for `idle_seconds`, all but the `min_idle` most
-        recently used; and adopt the pool's own idle ones (checked in after an ORM session) into
-        the kept list, to be retired in turn if they stay unused."""
+        recently used."""
         assert self._idle_seconds is not None
         try:
             deadline = time.monotonic() - self._idle_seconds
@@ -191,20 +190,10 @@ class ConnectionLender:
                 self._idle.remove(taken)
             for taken in retired:
                 await self._give_back(taken, retire=True)
-            await self._adopt_pool_idle()
         finally:
             self._retiring = None
             if len(self._idle) > self._min_idle:
                 self._plan_retirement()
-
-    async def _adopt_pool_idle(self) -> None:
-        checked_in: Callable[[], int] | None = getattr(self._engine.sync_engine.pool, "checkedin", None)
-        # One at a time, each checked out while the pool certainly has it idle: between the count
-        # and the checkout no other task runs, so this never opens a connection.
-        while checked_in is not None and checked_in() > 0:
-            pooled = await self._engine.raw_connection()
-            now = time.monotonic()
-            self._idle.appendleft(_Taken(pooled, self._wrap(pooled.driver_connection), now, idle_since=now))
 
     async def drop_kept(self, lost: BaseException) -> None:
         """After a connection was found lost: the server most likely restarted or failed over,
@@ -218,11 +207,20 @@ class ConnectionLender:
         an engine connection): one kept connection goes back first, so the pool has one for it."""
         async with self.slot():
             if self._idle:
-                await self._give_back(self._idle.popleft())
+                await self._give_back(self._idle.pop())
             yield
-        # The connection stays open in the pool's own queue: count it among the idle ones.
-        if self._idle_seconds is not None:
-            self._plan_retirement()
+            # The borrower has given its connection back to the pool, where it would stay open
+            # and idle out of sight of the retirement; with the pool's queue LIFO this takes
+            # that same connection back into the kept list.
+            await self._take_back_from_pool()
+
+    async def _take_back_from_pool(self) -> None:
+        try:
+            pooled = await self._engine.raw_connection()
+        except Exception:
+            # Nothing is lost: the next borrower connects as usual, or gets the 503 itself.
+            return
+        self._keep(_Taken(pooled, self._wrap(pooled.driver_connection), time.monotonic()))
 
     async def close(self) -> None:
         """Give every idle connection back to the pool (before the engine is disposed)."""
