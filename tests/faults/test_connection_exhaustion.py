@@ -10,12 +10,10 @@ is written; once the load stops, every process is ready again and serves every c
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,8 +27,9 @@ from tests.transports.processes import (
     issue_token,
     run_cli,
     server_env,
+    spawn_command,
     stop,
-    todo_mcp_executable,
+    wait_healthy,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -58,37 +57,6 @@ class Deployment:
     database_url: str
 
 
-def spawn(workdir: Path, env: dict[str, str], name: str, *args: str) -> ServerProcess:
-    port = free_port()
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [str(todo_mcp_executable()), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    return ServerProcess(process=process, port=port, log_path=log_path)
-
-
-def wait_healthy(*urls: str, processes: list[ServerProcess]) -> None:
-    deadline = time.monotonic() + 30
-    with httpx.Client(timeout=2.0) as http:
-        for url in urls:
-            while True:
-                for server in processes:
-                    assert server.is_running(), server.log()
-                try:
-                    if http.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "\n".join(server.log() for server in processes)
-                time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def deployment(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     # The servers connect as an ordinary role and get MAX_CONNECTIONS slots; the one slot kept
@@ -103,9 +71,11 @@ def deployment(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
             done = run_cli(command, cwd=workdir, env=env)
             assert done.returncode == 0, done.stderr
         api_port = free_port()
-        with_api = spawn(workdir, {**env, "API_PORT": str(api_port)}, "with-api", "--with-api")
+        with_api = spawn_command(
+            workdir, {**env, "API_PORT": str(api_port)}, "with-api", ["serve", "--with-api"]
+        )
         cleanup.callback(stop, with_api)
-        workers = spawn(workdir, env, "workers", "--workers", "2")
+        workers = spawn_command(workdir, env, "workers", ["serve", "--workers", "2"])
         cleanup.callback(stop, workers)
         api_url = f"http://127.0.0.1:{api_port}"
         wait_healthy(with_api.base_url, api_url, workers.base_url, processes=[with_api, workers])

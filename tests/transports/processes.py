@@ -125,6 +125,45 @@ def _spawn(workdir: Path, env: Mapping[str, str], name: str) -> ServerProcess:
     return ServerProcess(process=process, port=port, log_path=log_path)
 
 
+def spawn_command(
+    workdir: Path, env: Mapping[str, str], name: str, args: Sequence[str], *, port: int | None = None
+) -> ServerProcess:
+    """Start `todo-mcp ARGS` (a server command) on 127.0.0.1 and a free port (or `port`, when
+    ARGS already name it), its output in `workdir/NAME.log`; nothing waits for it yet."""
+    chosen = port or free_port()
+    address = [] if port is not None else ["--host", "127.0.0.1", "--port", str(chosen)]
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(todo_mcp_executable()), *args, *address],
+            cwd=workdir,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return ServerProcess(process=process, port=chosen, log_path=log_path)
+
+
+def wait_healthy(*base_urls: str, processes: Sequence[ServerProcess]) -> None:
+    """Poll each URL's /health until it answers 200, failing with the logs if a process exits
+    or the start-up deadline passes."""
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    with httpx.Client(timeout=2.0) as http:
+        for url in base_urls:
+            while True:
+                for server in processes:
+                    assert server.is_running(), f"todo-mcp exited:\n{server.log()}"
+                try:
+                    if http.get(f"{url}/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass  # not listening yet
+                assert time.monotonic() < deadline, "\n".join(server.log() for server in processes)
+                with suppress(subprocess.TimeoutExpired):
+                    processes[0].process.wait(timeout=0.05)
+
+
 def stop(server: ServerProcess) -> None:
     """Terminate the process and wait for it, killing it if it does not stop in time."""
     if server.process.poll() is not None:

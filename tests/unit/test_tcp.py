@@ -1,4 +1,5 @@
-"""Nagle's algorithm is off on served connections, even behind uvicorn's --workers socket."""
+"""Our HTTP protocol: Nagle's algorithm off on served connections, even behind uvicorn's --workers
+socket, and header values trimmed of the whitespace around them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import anyio
 import pytest
 from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -63,3 +65,44 @@ def test_served_connections_have_nagle_off_on_uvloop_too() -> None:
     assert factory is not None, "uvloop is a dependency on this platform"
     with asyncio.Runner(loop_factory=factory) as runner:
         assert runner.run(_nodelay_of_accepted_connection(NoDelayHttpToolsProtocol)) == 1
+
+
+async def _headers_seen_by_the_app(raw_headers: bytes) -> list[tuple[bytes, bytes]]:
+    """Serve one raw HTTP/1.1 request through our protocol and return the headers the ASGI app got."""
+    seen: list[tuple[bytes, bytes]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.extend(scope["headers"])
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    config = Config(app=app, http=NoDelayHttpToolsProtocol, log_config=None)
+    config.load()
+    state = ServerState()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: NoDelayHttpToolsProtocol(config=config, server_state=state, app_state={}), "127.0.0.1", 0
+    )
+    try:
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + raw_headers + b"\r\n")
+        with anyio.fail_after(5):
+            await reader.read()
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
+    return seen
+
+
+async def test_header_values_reach_the_app_without_the_whitespace_around_them() -> None:
+    headers = dict(
+        await _headers_seen_by_the_app(
+            b"Mcp-Param-Region:  eu \t\r\nMcp-Name:\tadd_task\t\r\nX-Inner: a  b \r\nX-Empty: \t \r\n"
+        )
+    )
+    assert headers[b"mcp-param-region"] == b"eu"
+    assert headers[b"mcp-name"] == b"add_task"
+    # Only the ends: whitespace inside a value is part of it.
+    assert headers[b"x-inner"] == b"a  b"
+    assert headers[b"x-empty"] == b""
