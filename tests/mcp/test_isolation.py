@@ -234,16 +234,20 @@ class Model:
         return pool[step.pick % len(pool)] if pool else NEVER_EXISTED + step.pick
 
 
+# What the service refuses in any text: NUL, and control characters but tab, CR and LF.
+UNSTORABLE_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def clean_title(title: str) -> str | None:
     """The stored title, or None when the service must refuse it."""
     stripped = title.strip()
-    return stripped if "\x00" not in title and 1 <= len(stripped) <= 200 else None
+    return stripped if not UNSTORABLE_CHARACTERS.search(title) and 1 <= len(stripped) <= 200 else None
 
 
 def clean_description(description: str) -> tuple[bool, str | None]:
     """(valid, stored value)."""
     stripped = description.strip()
-    return "\x00" not in description and len(stripped) <= 1000, stripped or None
+    return not UNSTORABLE_CHARACTERS.search(description) and len(stripped) <= 1000, stripped or None
 
 
 def listed(data: dict[str, Any]) -> list[tuple[int, str, str | None, bool]]:

@@ -11,6 +11,7 @@ survives the hand-over. Both eras: every handshake version, and 2026-07-28.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ MODERN_META = {
     "io.modelcontextprotocol/clientCapabilities": {},
 }
 MAX_BODY = 4096
+TOOL_NAMES_IN_ORDER = ("add_task", "list_tasks", "complete_task", "delete_task", "update_task", "routed_echo")
 FUZZ_USER = "fuzz-user"
 # A tool name whose call a server middleware turns into an exception no handler maps.
 EXPLODING = "explode_in_middleware"
@@ -497,3 +499,91 @@ def test_a_result_reply_is_the_bytes_of_the_sdks_model(request_id: int | str, re
         result_reply(request_id, result, ensure_ascii=True)
         == model.model_dump_json(by_alias=True, exclude_none=True, ensure_ascii=True).encode()
     )
+
+
+def named_request(version: str, method: str, params: dict[str, Any], name: str) -> Sent:
+    """A request for a named thing (tool, prompt, resource), as a client of `version` sends it."""
+    if version != MODERN:
+        return rpc(version, {"jsonrpc": "2.0", "id": 9, "method": method, "params": params})
+    body = {"jsonrpc": "2.0", "id": 9, "method": method, "params": {**params, "_meta": MODERN_META}}
+    return rpc(version, body, routing=(method, name))
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", "2025-06-18", MODERN])
+@pytest.mark.parametrize(
+    ("method", "params", "name"),
+    [
+        ("tools/call", {"name": "no_such_tool", "arguments": {}}, "no_such_tool"),
+        ("tools/call", {"name": "x" * 1000, "arguments": {"user_id": "u"}}, "x" * 1000),
+        ("prompts/get", {"name": "no_such_prompt"}, "no_such_prompt"),
+        ("resources/read", {"uri": "todo://no/such/resource"}, "todo://no/such/resource"),
+    ],
+    ids=["tool", "long tool name", "prompt", "resource"],
+)
+async def test_unknown_names_are_invalid_params_on_both_paths_and_log_no_error(
+    doors: Doors,
+    caplog: pytest.LogCaptureFixture,
+    version: str,
+    method: str,
+    params: dict[str, Any],
+    name: str,
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        answer = await doors.assert_same(named_request(version, method, params, name))
+    error = answer.json()["error"]
+    assert error["code"] == -32602, error
+    assert answer.status_code == (400 if version == MODERN else 200)
+    if method == "tools/call":
+        # Names the tool (shortened) and lists the ones there are, so a client can recover.
+        assert error["data"]["tools"] == list(TOOL_NAMES_IN_ORDER)
+        assert all(tool in error["message"] for tool in TOOL_NAMES_IN_ORDER)
+        assert len(error["message"]) < 300
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", MODERN])
+async def test_other_protocol_errors_carry_the_specified_codes(doors: Doors, version: str) -> None:
+    unknown_method = named_request(version, "tasks/frobnicate", {}, "")
+    answer = await doors.assert_same(unknown_method)
+    assert answer.json()["error"]["code"] == -32601
+
+    listing = call(version, "list_tasks", {"user_id": "u"})
+    for malformed in (b'{"jsonrpc": "2.0", "id": 1,', b"{'single': 'quotes'}", b"[" * 10 + b"]" * 9):
+        answer = await doors.assert_same(Sent(malformed, listing.headers))
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == -32700
+
+
+async def test_a_protocol_version_the_server_does_not_speak_is_refused_as_each_revision_says(
+    doors: Doors,
+) -> None:
+    # 2026-07-28: the unsupported-version error, naming what the server speaks.
+    body = call(
+        MODERN,
+        "list_tasks",
+        {"user_id": "u"},
+        _meta={"io.modelcontextprotocol/protocolVersion": "2099-01-01"},
+    )
+    answer = await doors.assert_same(body.replacing("MCP-Protocol-Version", "2099-01-01"))
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == -32022
+    assert MODERN in json.dumps(error["data"])
+    # Handshake era: a version header the server does not support is HTTP 400.
+    stale = call("2025-11-25", "list_tasks", {"user_id": "u"}).replacing("MCP-Protocol-Version", "2023-01-01")
+    answer = await doors.assert_same(stale)
+    assert answer.status_code == 400
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", MODERN])
+@pytest.mark.parametrize(
+    "request_id",
+    ["\ud800", "a\x00b", "\x1b[2J", 2**63, -(2**70), "x" * 1000, ""],
+    ids=["lone surrogate", "NUL", "control", "2^63", "-2^70", "long", "empty"],
+)
+async def test_unusual_request_ids_are_answered_as_the_sdk_answers_them(
+    doors: Doors, user_factory: UserFactory, version: str, request_id: Any
+) -> None:
+    user = await user_factory()
+    await doors.assert_same(call(version, "list_tasks", {"user_id": user}, request_id=request_id))
+    await doors.assert_same(call(version, "no_such_tool", {}, request_id=request_id))

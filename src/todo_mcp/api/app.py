@@ -25,6 +25,7 @@ from todo_mcp.heap import settle_heap
 from todo_mcp.mcp.runtime import new_error_id
 from todo_mcp.services.errors import DomainError, TooManyAttempts
 from todo_mcp.services.tokens import TokenService
+from todo_mcp.services.validation import printable_name
 
 log = logging.getLogger("todo_mcp.api")
 
@@ -102,9 +103,8 @@ def problem_of(error: dict[str, Any]) -> Problem:
         reason = str((error.get("ctx") or {}).get("error", "JSON decode error"))
         at = f" at character {location[1]}" if len(location) > 1 else ""
         return Problem(field="body", message=f"not valid JSON: {reason}{at}")
-    return Problem(
-        field=".".join(str(part) for part in location) or "body", message=str(error.get("msg", "is invalid"))
-    )
+    field = ".".join(printable_name(str(part)) for part in location) or "body"
+    return Problem(field=field, message=str(error.get("msg", "is invalid")))
 
 
 async def handle_invalid_request(request: Request, exc: Exception) -> JSONResponse:

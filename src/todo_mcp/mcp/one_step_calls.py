@@ -51,6 +51,7 @@ from mcp_types import (
     ErrorData,
     JSONRPCError,
     JSONRPCRequest,
+    JSONRPCResponse,
     RequestId,
 )
 from mcp_types.jsonrpc import jsonrpc_message_adapter
@@ -221,11 +222,17 @@ class OneStepToolCalls:
         except Exception as exc:
             reply = JSONRPCError(jsonrpc="2.0", id=call.id, error=modern_error_data(exc))
             return Response(
-                reply.model_dump_json(by_alias=True, exclude_none=True, ensure_ascii=True),
+                modern_reply_bytes(reply),
                 status_code=ERROR_CODE_HTTP_STATUS.get(reply.error.code, 200),
                 media_type=CONTENT_TYPE_JSON,
             )
-        return Response(result_reply(call.id, result, ensure_ascii=True), media_type=CONTENT_TYPE_JSON)
+        try:
+            content = result_reply(call.id, result, ensure_ascii=True)
+        except pydantic_core.PydanticSerializationError:
+            # Text pydantic-core cannot write: a lone surrogate, which this era's json.loads
+            # accepts in a request id. Python's json module escapes it, as the SDK writes it.
+            content = modern_reply_bytes(JSONRPCResponse(jsonrpc="2.0", id=call.id, result=result))
+        return Response(content, media_type=CONTENT_TYPE_JSON)
 
     def _param_headers_agree(self, call: JSONRPCRequest, request: Request) -> bool:
         """Whether the call's Mcp-Param headers certainly agree with its arguments, by the SDK's
@@ -273,6 +280,17 @@ def result_reply(request_id: RequestId, result: dict[str, Any], *, ensure_ascii:
     reply = {"jsonrpc": "2.0", "id": request_id, "result": result}
     # inf_nan_mode: the model's JSON writes NaN and infinities as null.
     return pydantic_core.to_json(reply, ensure_ascii=ensure_ascii, inf_nan_mode="null")
+
+
+def modern_reply_bytes(reply: JSONRPCResponse | JSONRPCError) -> bytes:
+    """A 2026-07-28 reply as the SDK's single-exchange entry writes it: `json.dumps` of the dumped
+    model, ASCII-escaped, without spaces. pydantic-core writes the same bytes in one pass for
+    everything but text with lone surrogates, which it refuses to encode."""
+    try:
+        return reply.model_dump_json(by_alias=True, exclude_none=True, ensure_ascii=True).encode()
+    except pydantic_core.PydanticSerializationError:
+        body = reply.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 def is_json_content(content_type: str) -> bool:

@@ -22,6 +22,7 @@ import todo_mcp
 from todo_mcp.mcp.envelope import failure
 from todo_mcp.mcp.runtime import ToolRuntime, log_call, new_error_id
 from todo_mcp.mcp.tools import build_tools
+from todo_mcp.services.validation import printable_name
 
 log = logging.getLogger("todo_mcp.tools")
 
@@ -47,7 +48,7 @@ def rejected_call(tool: Tool, arguments: Mapping[str, Any] | None) -> CallToolRe
         tool.fn_metadata.validate_arguments(dict(arguments or {}))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
+            f"{'.'.join(printable_name(str(part)) for part in error['loc']) or 'arguments'}: {error['msg']}"
             for error in exc.errors()
         )
         log_call(tool.name, user, 400, started)
@@ -114,10 +115,10 @@ class UnknownNamesAreInvalidParams:
         return await call_next(ctx)
 
 
-def _quoted(name: str, *, quotes: bool = True, limit: int = 64) -> str:
-    """A name from the request, shortened: a client may send a megabyte in it."""
-    short = name if len(name) <= limit else name[: limit - 1] + "…"
-    return repr(short) if quotes else short
+def _quoted(name: str, *, quotes: bool = True) -> str:
+    """A name from the request as a message may show it: a client may send a megabyte in it."""
+    short = printable_name(name)
+    return f"'{short}'" if quotes else short
 
 
 def build_mcp_server(

@@ -46,7 +46,7 @@ class LoginOutcome:
 
 
 def check_password(password: str) -> str:
-    storable_text(password, "password")
+    storable_text(password, "password", control_characters=True)
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise InvalidInput(f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long.")
     return password
@@ -90,7 +90,7 @@ def _retry_after(until: datetime, now: datetime) -> int:
 
 async def log_in(session: AsyncSession, *, email: str, password: str) -> LoginOutcome:
     # Text that is not Unicode (lone surrogates) cannot be hashed, so it can match no password.
-    storable_text(password, "password")
+    storable_text(password, "password", control_characters=True)
     wrong = Unauthenticated("The email or password is incorrect.")
     try:
         email = clean_email(email)

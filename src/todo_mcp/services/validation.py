@@ -12,15 +12,36 @@ MAX_ROW_ID = 2**63 - 1
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def storable_text(value: str, field: str) -> str:
-    """Reject text that PostgreSQL or SQLite cannot store, with a reason instead of a 500."""
+# C0 control characters other than tab, line feed and carriage return, and DEL: never part of a
+# title or a note a person wrote, and invisible (or worse, terminal escapes) wherever shown.
+_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def storable_text(value: str, field: str, *, control_characters: bool = False) -> str:
+    """Reject text that PostgreSQL or SQLite cannot store (NUL, unpaired surrogates), and
+    control characters unless `control_characters` (passwords: opaque, hashed, never shown),
+    with a reason instead of a 500."""
     if "\x00" in value:
         raise InvalidInput(f"{field} must not contain NUL characters.")
+    if not control_characters and _CONTROL.search(value):
+        raise InvalidInput(
+            f"{field} must not contain control characters (U+0001-U+001F other than tab and line "
+            "breaks, or U+007F)."
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput(f"{field} must be valid Unicode text (it has an unpaired surrogate).") from None
     return value
+
+
+def printable_name(name: str, limit: int = 64) -> str:
+    """A name taken from a request (an argument's key, a tool's name) as an error message may
+    show it: shortened, with control characters and unpaired surrogates escaped, so that the
+    message itself can always be written out."""
+    short = name if len(name) <= limit else name[: limit - 1] + "…"
+    escaped = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", short.replace("\x00", "\\x00"))
+    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def clean_title(title: str) -> str:
