@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request, status
 
 from todo_mcp.api.deps import CallerDep, DatabaseDep, TokensDep
 from todo_mcp.api.schemas import ErrorBody, LoginRequest, SignupRequest, TokenResponse, UserPublic
+from todo_mcp.api.strict_json import StrictJSONRoute
 from todo_mcp.services import accounts, users
 from todo_mcp.services.errors import Unauthenticated, Unavailable
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], route_class=StrictJSONRoute)
 
 
 @router.post(

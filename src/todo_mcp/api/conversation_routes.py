@@ -14,9 +14,15 @@ from todo_mcp.api.schemas import (
     MessagePage,
     MessagePublic,
 )
+from todo_mcp.api.strict_json import StrictJSONRoute
 from todo_mcp.services import conversations
 
-router = APIRouter(prefix="/api/{user_id}/conversations", tags=["conversations"], responses=ERRORS)
+router = APIRouter(
+    prefix="/api/{user_id}/conversations",
+    tags=["conversations"],
+    responses=ERRORS,
+    route_class=StrictJSONRoute,
+)
 
 Limit = Annotated[int, Query(description=f"Page size, 1-{conversations.PAGE_MAX}.")]
 Offset = Annotated[int, Query(description="How many items to skip; use next_offset from the last page.")]

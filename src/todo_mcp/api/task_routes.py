@@ -8,9 +8,12 @@ from fastapi import APIRouter, Body, Response, status
 
 from todo_mcp.api.deps import ERRORS, DatabaseDep, OwnerDep
 from todo_mcp.api.schemas import CompletionChange, TaskCreate, TaskPublic, TaskUpdate
+from todo_mcp.api.strict_json import StrictJSONRoute
 from todo_mcp.services import tasks
 
-router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=ERRORS)
+router = APIRouter(
+    prefix="/api/{user_id}/tasks", tags=["tasks"], responses=ERRORS, route_class=StrictJSONRoute
+)
 
 
 @router.get("", summary="List the user's tasks, oldest first")
