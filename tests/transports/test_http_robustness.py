@@ -18,6 +18,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from tests.transports.clients import TOOL_NAMES, call, create_users, mcp_client
 from tests.transports.processes import LaunchServers, ServerProcess, issue_token
@@ -280,12 +281,15 @@ async def test_malformed_json_rpc_gets_an_error_never_a_5xx(
     await assert_still_serving(server, http, user)
 
 
-async def test_an_unknown_tool_over_mcp_is_an_error_result(
-    server: ServerProcess, user: str, mode: str
+async def test_an_unknown_tool_over_mcp_is_invalid_params_and_the_server_keeps_serving(
+    server: ServerProcess, http: httpx.AsyncClient, user: str, mode: str
 ) -> None:
     async with mcp_client(server.mcp_url, issue_token(user), mode=mode) as client:
-        result = await client.call_tool("drop_database", {"user_id": user})
-    assert result.is_error is True
+        with pytest.raises(MCPError) as raised:
+            await client.call_tool("drop_database", {"user_id": user})
+    assert raised.value.code == -32602
+    assert "list_tasks" in raised.value.message
+    await assert_still_serving(server, http, user)
 
 
 @pytest.mark.parametrize("path", ["/mcp", "/tools/list_tasks"])
