@@ -185,7 +185,9 @@ def due_label(due_date: date | None, due_time: str | None, completed: bool, now:
     if due_date is None:
         return None
     today = now.today
-    if not completed and (due_date < today or (due_date == today and due_time is not None and due_time < now.hhmm)):
+    if not completed and (
+        due_date < today or (due_date == today and due_time is not None and due_time < now.hhmm)
+    ):
         return "overdue"
     if due_date == today:
         return "today"
