@@ -1,7 +1,9 @@
 """`make bench`: MCP tool calls under load, against the floor, on this machine.
 
-For each database (PostgreSQL, SQLite), worker count (1, 2), tool (add_task, list_tasks of a
-user with 50 tasks), protocol revision (2025-11-25, 2026-07-28) and concurrency (1, 16, 64), wrk
+For each database (PostgreSQL, SQLite), worker count (1, 2), call (add_task; list_tasks of a
+user with 50 tasks; list_tasks_10k: a filtered page of 50 of a user with 10,000 tasks, pending,
+labelled work, sorted by due date), protocol revision (2025-11-25, 2026-07-28) and concurrency
+(1, 16, 64), wrk
 drives `todo-mcp serve` on 127.0.0.1 for a fixed time. The floor is the same insert through the
 same stack with the driver alone (bench/floor_app.py), measured right before and right after the
 MCP cells of each concurrency; ratios are against the mean of the two. Also measured: server CPU
@@ -29,7 +31,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
@@ -48,6 +50,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROTOCOLS = ("2025-11-25", "2026-07-28")
 CONCURRENCY = (1, 16, 64)
 LIST_USER_TASKS = 50
+PLANNER_TASKS = 10_000
+PLANNER_QUERY = {"user_id": "planner", "status": "pending", "labels": ["work"], "sort": "due", "limit": 50}
 MEMORY_CALLS = 100_000
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -56,7 +60,7 @@ README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 class Run:
     database: str
     workers: int
-    target: str  # add_task, list_tasks, or floor
+    target: str  # add_task, list_tasks, list_tasks_10k, or floor
     protocol: str | None
     concurrency: int
     requests_per_second: float
@@ -236,12 +240,51 @@ def cli(env: dict[str, str], *args: str) -> str:
     ).stdout.strip()
 
 
+BENCH_USERS = ("bench", "lister", "planner")
+
+
 def prepare_database(env: dict[str, str]) -> dict[str, str]:
-    """Schema, the users, and their tokens."""
+    """Schema, the users, the planner's long list, and the users' tokens."""
     cli(env, "db", "upgrade")
-    for user in ("bench", "lister"):
+    for user in BENCH_USERS:
         cli(env, "users", "add", user, "--email", f"{user}@bench.invalid")
-    return {user: cli(env, "token", user, "--ttl", "86400") for user in ("bench", "lister")}
+    asyncio.run(seed_planner(env["DATABASE_URL"]))
+    return {user: cli(env, "token", user, "--ttl", "86400") for user in BENCH_USERS}
+
+
+async def seed_planner(url: str) -> None:
+    """10,000 tasks through the service itself: 7 in 10 pending, every 5th labelled work, due
+    over two months from today or undated, of every priority."""
+    from todo_mcp.config import Settings
+    from todo_mcp.db.engine import Database
+    from todo_mcp.services import tasks
+
+    db = Database.from_settings(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
+    today = datetime.now(UTC).date()
+    try:
+        async with db.connect() as conn, conn.transaction():
+            for n in range(PLANNER_TASKS):
+                due = None if n % 3 == 0 else (today + timedelta(days=n % 60 - 15)).isoformat()
+                added = await tasks.add_task(
+                    conn,
+                    user_id="planner",
+                    title=f"Planned task {n}",
+                    due=due,
+                    priority=("none", "low", "medium", "high")[n % 4],
+                    labels=["work"] if n % 5 == 0 else None,
+                )
+                if n % 10 >= 7:
+                    await tasks.complete_task(conn, user_id="planner", task_id=added.task.id)
+    finally:
+        await db.dispose()
+    if url.startswith("postgresql"):
+        # What autovacuum does soon after a bulk load: statistics, and the visibility map that
+        # lets the list's page of ids come from an index-only scan.
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await connection.execute("VACUUM ANALYZE tasks, task_labels")
+        finally:
+            await connection.close()
 
 
 def seed_list_user(port: int, token: str) -> None:
@@ -270,7 +313,7 @@ class Selection:
     """Which cells to run: all of them for `make bench`, fewer while working on one figure."""
 
     workers: tuple[int, ...] = (1, 2)
-    tools: tuple[str, ...] = ("add_task", "list_tasks")
+    tools: tuple[str, ...] = ("add_task", "list_tasks", "list_tasks_10k")
     protocols: tuple[str, ...] = PROTOCOLS
     concurrency: tuple[int, ...] = CONCURRENCY
     floor: bool = True
@@ -335,16 +378,17 @@ def bench_database(
                 )
                 floor_before = floor_cell() if selection.floor else None
                 mcp_runs: list[Run] = []
-                for tool, user, arguments in (
-                    ("add_task", "bench", {"user_id": "bench", "title": "Benchmark task"}),
-                    ("list_tasks", "lister", {"user_id": "lister"}),
+                for target, tool, user, arguments in (
+                    ("add_task", "add_task", "bench", {"user_id": "bench", "title": "Benchmark task"}),
+                    ("list_tasks", "list_tasks", "lister", {"user_id": "lister"}),
+                    ("list_tasks_10k", "list_tasks", "planner", PLANNER_QUERY),
                 ):
-                    if tool not in selection.tools:
+                    if target not in selection.tools:
                         continue
                     for protocol in selection.protocols:
                         request = tool_request(tool, arguments, protocol) | {"BENCH_TOKEN": tokens[user]}
                         figures = measure(pid, port, request, concurrency, seconds, load_cores)
-                        mcp_runs.append(Run(database, workers, tool, protocol, concurrency, **figures))
+                        mcp_runs.append(Run(database, workers, target, protocol, concurrency, **figures))
                         report.runs.append(mcp_runs[-1])
                         if floor_before is None:
                             print_run(mcp_runs[-1])

@@ -323,7 +323,7 @@ def stdio(
                     user,
                     user,
                 )
-        runtime = ToolRuntime(db, process_caller=Caller(user_id=user))
+        runtime = ToolRuntime.for_settings(db, settings, process_caller=Caller(user_id=user))
         server, _ = build_mcp_server(runtime, tracing=settings.mcp_tracing)
         log.info("serving MCP over stdio for user %r, database %s", user, settings.database_url_for_logs)
         await server.run_stdio_async()
@@ -387,6 +387,9 @@ def users_add(
     user_id: Annotated[str, typer.Argument(help="The user's id (the subject of their tokens).")],
     email: Annotated[str, typer.Option(help="The user's email address (unique).")],
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA time zone, such as Europe/Lisbon [default: UTC].")
+    ] = None,
 ) -> None:
     """Create a user who can then own tasks."""
     settings = load_settings()
@@ -394,10 +397,31 @@ def users_add(
     async def work(db: Database) -> None:
         await prepare_database(db, settings)
         async with db.transaction() as session:
-            await users.create_user(session, user_id=user_id, email=email, name=name)
+            await users.create_user(session, user_id=user_id, email=email, name=name, timezone=timezone)
 
     run_async(settings, work)
     err.print(f"User {user_id!r} created.")
+
+
+@users_app.command("set")
+def users_set(
+    user_id: Annotated[str, typer.Argument(help="The user to change.")],
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA time zone, such as Europe/Lisbon; dates are read in it.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Display name ('' clears it).")] = None,
+) -> None:
+    """Change a user's time zone or display name."""
+    settings = load_settings()
+
+    async def work(db: Database) -> str:
+        await prepare_database(db, settings)
+        async with db.transaction() as session:
+            user = await users.update_profile(session, user_id=user_id, name=name, timezone=timezone)
+            return user.timezone
+
+    zone_name = run_async(settings, work)
+    err.print(f"User {user_id!r} updated; time zone {zone_name}.")
 
 
 @users_app.command("list")
@@ -405,15 +429,15 @@ def users_list() -> None:
     """List the users."""
     settings = load_settings()
 
-    async def work(db: Database) -> list[tuple[str, str, str, str]]:
+    async def work(db: Database) -> list[tuple[str, str, str, str, str]]:
         await prepare_database(db, settings)
         async with db.transaction() as session:
             return [
-                (user.id, user.email, user.name or "", user.created_at.isoformat())
+                (user.id, user.email, user.name or "", user.timezone, user.created_at.isoformat())
                 for user in await users.list_users(session)
             ]
 
-    table = Table("id", "email", "name", "created_at")
+    table = Table("id", "email", "name", "timezone", "created_at")
     for row in run_async(settings, work):
         table.add_row(*row)
     out.print(table)

@@ -68,9 +68,10 @@ async def test_signup_returns_the_new_account_without_any_password(
 
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"id", "email", "name", "created_at"}
+    assert set(body) == {"id", "email", "name", "timezone", "created_at"}
     assert body["email"] == email
     assert body["name"] == "Ada"
+    assert body["timezone"] == "UTC"
     assert isinstance(body["id"], str)
     assert len(body["id"]) >= 16
     created = datetime.fromisoformat(body["created_at"])

@@ -16,6 +16,7 @@ import pytest
 from mcp import Client
 
 from tests.conftest import UserFactory
+from tests.mcp.conftest import page
 from todo_mcp.config import Settings
 from todo_mcp.db.engine import Database
 from todo_mcp.mcp.http_app import build_http_app
@@ -50,25 +51,24 @@ async def mcp_tools(db: Database, user_id: str) -> AsyncIterator[Tools]:
         yield Tools(client)
 
 
+def _instant(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
 def as_rest(task: dict[str, Any], user_id: str) -> dict[str, Any]:
     """An MCP task (task_id, ISO times) in REST's shape (id, user_id), times as instants."""
-    return {
-        "id": task["task_id"],
-        "user_id": user_id,
-        "title": task["title"],
-        "description": task["description"],
-        "completed": task["completed"],
-        "created_at": datetime.fromisoformat(task["created_at"]),
-        "updated_at": datetime.fromisoformat(task["updated_at"]),
-    }
+    fields = {key: value for key, value in task.items() if key not in ("task_id", "deduplicated")}
+    return instants({"id": task["task_id"], "user_id": user_id, **fields})
 
 
 def instants(task: dict[str, Any]) -> dict[str, Any]:
     """A REST task with its times parsed, so both doors' time formats compare as instants."""
+    rest = {key: value for key, value in task.items() if key != "deduplicated"}
     return {
-        **task,
-        "created_at": datetime.fromisoformat(task["created_at"]),
-        "updated_at": datetime.fromisoformat(task["updated_at"]),
+        **rest,
+        "created_at": _instant(task["created_at"]),
+        "updated_at": _instant(task["updated_at"]),
+        "completed_at": _instant(task["completed_at"]),
     }
 
 
@@ -151,8 +151,8 @@ async def test_a_task_deleted_over_rest_is_gone_for_mcp_and_one_deleted_over_mcp
     left_for_rest = await client.get(f"/api/{user}/tasks", headers=auth)
 
     assert rest_delete.status_code == 204
-    assert left_for_mcp == {"tasks": [], "count": 0}
-    assert left_for_rest.json() == []
+    assert left_for_mcp == page([])
+    assert left_for_rest.json()["tasks"] == []
 
 
 async def test_a_rest_login_token_is_accepted_by_the_mcp_http_server(
@@ -180,4 +180,4 @@ async def test_a_rest_login_token_is_accepted_by_the_mcp_http_server(
     assert added.json()["status"] == "success"
     assert refused.status_code == 401
     listed = await client.get(f"/api/{user}/tasks", headers={"Authorization": f"Bearer {token}"})
-    assert [task["id"] for task in listed.json()] == [added.json()["data"]["task_id"]]
+    assert [task["id"] for task in listed.json()["tasks"]] == [added.json()["data"]["task_id"]]

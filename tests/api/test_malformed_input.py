@@ -84,7 +84,7 @@ class World:
 async def world(db: Database, user_factory: UserFactory, tokens: TokenService) -> World:
     user = await user_factory()
     async with db.connect() as connection:
-        task = await tasks.add_task(connection, user_id=user, title="Buy milk", description=None)
+        task = (await tasks.add_task(connection, user_id=user, title="Buy milk", description=None)).task
     async with db.transaction() as session:
         conversation = await conversations.create_conversation(session, user_id=user)
         await accounts.sign_up(session, email="taken@example.com", password=PASSWORD)

@@ -86,7 +86,7 @@ async def owned(db: Database, user_factory: UserFactory) -> dict[str, str]:
     """Path values of resources that exist, so that a route gets as far as reading its body."""
     user = await user_factory()
     async with db.connect() as connection:
-        task = await tasks.add_task(connection, user_id=user, title="Buy milk", description=None)
+        task = (await tasks.add_task(connection, user_id=user, title="Buy milk", description=None)).task
     async with db.transaction() as session:
         conversation = await conversations.create_conversation(session, user_id=user)
     return {"user_id": user, "task_id": str(task.id), "conversation_id": str(conversation.id)}
@@ -189,7 +189,7 @@ async def test_no_tool_echoes_a_value_of_refused_arguments(
 ) -> None:
     user = await user_factory()
     async with db.connect() as connection:
-        task = await tasks.add_task(connection, user_id=user, title="Buy milk", description=None)
+        task = (await tasks.add_task(connection, user_id=user, title="Buy milk", description=None)).task
     problems: list[str] = []
     with caplog.at_level(logging.DEBUG):
         async with connect(db, mode=mode) as tools:

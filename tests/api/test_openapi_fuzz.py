@@ -49,7 +49,7 @@ FUZZ_USER: Final = "fuzz-user"
 DOCUMENTED: Final = {
     "/auth/signup": {"post"},
     "/auth/login": {"post"},
-    "/api/me": {"get"},
+    "/api/me": {"get", "patch"},
     "/api/{user_id}/tasks": {"get", "post"},
     "/api/{user_id}/tasks/{task_id}": {"get", "put", "delete"},
     "/api/{user_id}/tasks/{task_id}/complete": {"patch"},
@@ -191,7 +191,7 @@ async def seed(database_url: str) -> dict[str, Any]:
             await users.create_user(session, user_id=FUZZ_USER, email="fuzz@example.com")
             conversation = await conversations.create_conversation(session, user_id=FUZZ_USER)
         async with db.connect() as conn:
-            task = await tasks.add_task(conn, user_id=FUZZ_USER, title="Seeded task")
+            task = (await tasks.add_task(conn, user_id=FUZZ_USER, title="Seeded task")).task
         return {"user_id": FUZZ_USER, "task_id": task.id, "conversation_id": conversation.id}
     finally:
         await db.dispose()

@@ -30,7 +30,10 @@ from todo_mcp.db.engine import Database
 pytestmark = pytest.mark.anyio
 
 AuthFor = Callable[[str], dict[str, str]]
-TASK_KEYS: Final = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at"}
+TASK_KEYS: Final = {
+    *("id", "user_id", "title", "description", "completed", "created_at", "updated_at"),
+    *("due_date", "due_time", "due_label", "priority", "labels", "completed_at"),
+}
 
 # Every route that names one task, as (method, path suffix after the task id, JSON body or None).
 TASK_ROUTES: Final[dict[str, tuple[str, str, dict[str, Any] | None]]] = {
@@ -61,6 +64,8 @@ async def create(
     response = await client.post(tasks_url(user_id), json=body, headers=auth)
     assert response.status_code == 201, response.text
     task: dict[str, Any] = response.json()
+    # Only a retry with the same client_request_id is deduplicated; the rest is the task as listed.
+    assert task.pop("deduplicated") is False
     return task
 
 
@@ -96,6 +101,7 @@ async def test_create_returns_the_stored_task_with_a_stripped_title(
 
     assert response.status_code == 201, response.text
     task = response.json()
+    assert task.pop("deduplicated") is False
     assert set(task) == TASK_KEYS
     assert isinstance(task["id"], int)
     assert task["user_id"] == user
@@ -135,7 +141,7 @@ async def test_list_returns_the_users_tasks_oldest_first_filtered_by_status(
     for status in ("all", "pending", "completed"):
         response = await client.get(tasks_url(user), params={"status": status}, headers=auth)
         assert response.status_code == 200, response.text
-        listed[status] = [task["id"] for task in response.json()]
+        listed[status] = [task["id"] for task in response.json()["tasks"]]
     default = await client.get(tasks_url(user), headers=auth)
 
     assert listed == {
@@ -143,7 +149,7 @@ async def test_list_returns_the_users_tasks_oldest_first_filtered_by_status(
         "pending": [first["id"], third["id"]],
         "completed": [second["id"]],
     }
-    assert [task["id"] for task in default.json()] == listed["all"]
+    assert [task["id"] for task in default.json()["tasks"]] == listed["all"]
 
 
 async def test_list_of_a_user_without_tasks_is_empty(
@@ -154,7 +160,8 @@ async def test_list_of_a_user_without_tasks_is_empty(
     response = await client.get(tasks_url(user), headers=auth_for(user))
 
     assert response.status_code == 200, response.text
-    assert response.json() == []
+    assert response.json()["tasks"] == []
+    assert response.json()["total"] == 0
 
 
 async def test_list_with_an_unknown_status_is_a_422(
@@ -258,7 +265,7 @@ async def test_delete_is_204_and_then_the_task_is_gone(
     assert deleted.content == b""
     assert_client_error(after, 404, f"Task {task['id']}")
     assert_client_error(again, 404, f"Task {task['id']}")
-    assert [item["id"] for item in remaining.json()] == [kept["id"]]
+    assert [item["id"] for item in remaining.json()["tasks"]] == [kept["id"]]
 
 
 async def test_patch_complete_without_a_body_toggles_and_toggles_back(
@@ -334,7 +341,7 @@ async def test_every_task_route_without_valid_credentials_is_401_and_changes_not
 
     assert_unauthenticated(response)
     listed = await client.get(tasks_url(user), headers=auth_for(user))
-    assert listed.json() == [task]
+    assert listed.json()["tasks"] == [task]
 
 
 @pytest.mark.parametrize("route", list(ALL_ROUTES))
@@ -349,7 +356,7 @@ async def test_every_task_route_on_another_users_path_is_403_and_changes_nothing
     assert_client_error(response, 403, "different user")
     assert response.json()["error_id"] is None
     listed = await client.get(tasks_url(owner), headers=auth_for(owner))
-    assert listed.json() == [task]
+    assert listed.json()["tasks"] == [task]
 
 
 @pytest.mark.parametrize("route", list(TASK_ROUTES))
@@ -406,7 +413,7 @@ async def test_create_with_an_invalid_field_is_a_400_naming_the_problem(
     response = await client.post(tasks_url(user), json=body, headers=auth_for(user))
 
     assert_client_error(response, 400, word)
-    assert (await client.get(tasks_url(user), headers=auth_for(user))).json() == []
+    assert (await client.get(tasks_url(user), headers=auth_for(user))).json()["tasks"] == []
 
 
 async def test_create_accepts_a_200_char_title_and_a_1000_char_description(
@@ -559,7 +566,7 @@ async def test_better_auth_secret_is_accepted_in_place_of_jwt_secret(
     assert settings.jwt_secret.get_secret_value() == JWT_SECRET
     assert accepted.status_code == 201, accepted.text
     assert_unauthenticated(refused)
-    assert [task["title"] for task in listed.json()] == ["Buy milk"]
+    assert [task["title"] for task in listed.json()["tasks"]] == ["Buy milk"]
 
 
 # --- server errors --------------------------------------------------------------------------

@@ -129,6 +129,36 @@ def test_users_add_then_list_shows_the_user(tmp_path: Path) -> None:
     assert "Alice" in rows[0]
 
 
+def test_users_add_and_set_take_a_time_zone_and_refuse_an_unknown_one(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+    added = run_cli(
+        ["users", "add", "ana", "--email", "ana@example.com", "--timezone", "Europe/Lisbon"],
+        cwd=tmp_path,
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    moved = run_cli(["users", "set", "ana", "--timezone", "Asia/Tokyo"], cwd=tmp_path, env=env)
+    assert moved.returncode == 0, moved.stderr
+    assert "Asia/Tokyo" in moved.stderr
+    rows = [
+        line
+        for line in run_cli(["users", "list"], cwd=tmp_path, env=env).stdout.splitlines()
+        if "ana@" in line
+    ]
+    assert "Asia/Tokyo" in rows[0]
+
+    for command in (
+        ["users", "add", "bo", "--email", "bo@example.com", "--timezone", "Mars/Base"],
+        ["users", "set", "ana", "--timezone", "Mars/Base"],
+    ):
+        refused = run_cli(command, cwd=tmp_path, env=env)
+        assert refused.returncode == 2
+        assert "Europe/Lisbon" in flat(refused.stderr)
+    unknown = run_cli(["users", "set", "nobody", "--timezone", "UTC"], cwd=tmp_path, env=env)
+    assert unknown.returncode == 2
+    assert "nobody" in flat(unknown.stderr)
+
+
 @pytest.mark.parametrize(
     ("user_id", "email"),
     [("alice", "other@example.com"), ("someone-else", "alice@example.com")],

@@ -795,7 +795,7 @@ async def test_a_task_written_by_the_driver_reads_back_identical_through_the_orm
 ) -> None:
     user = await user_factory()
     async with db.connect() as conn:
-        added = await tasks.add_task(conn, user_id=user, title="driver", description="written raw")
+        added = (await tasks.add_task(conn, user_id=user, title="driver", description="written raw")).task
 
     async with db.transaction() as session:
         stored = await session.get(Task, added.id)
@@ -874,7 +874,7 @@ async def test_tasks_are_listed_oldest_first_whichever_path_wrote_them(
         await tasks.add_task(conn, user_id=user, title="third")
 
     async with db.connect() as conn:
-        listed = await tasks.list_tasks(conn, user_id=user)
+        listed = (await tasks.list_tasks(conn, user_id=user)).tasks
         by_time = await conn.fetch("SELECT title FROM tasks WHERE user_id = $1 ORDER BY created_at", user)
 
     assert [task.title for task in listed] == ["first", "second", "third"]

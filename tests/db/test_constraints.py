@@ -55,13 +55,13 @@ async def test_deleted_task_id_is_never_given_to_a_new_task(db: Database, user_f
     user = await user_factory()
     async with db.connect() as conn:
         await tasks.add_task(conn, user_id=user, title="first")
-        newest = await tasks.add_task(conn, user_id=user, title="second")
+        newest = (await tasks.add_task(conn, user_id=user, title="second")).task
     assert newest.id is not None
     async with db.connect() as conn:
         await tasks.delete_task(conn, user_id=user, task_id=newest.id)
 
     async with db.connect() as conn:
-        replacement = await tasks.add_task(conn, user_id=user, title="third")
+        replacement = (await tasks.add_task(conn, user_id=user, title="third")).task
 
     # Without AUTOINCREMENT, SQLite would reuse the highest deleted rowid.
     assert replacement.id is not None

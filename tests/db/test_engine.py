@@ -22,7 +22,7 @@ UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/x"
 
 async def _titles(db: Database, user_id: str) -> list[str]:
     async with db.connect() as conn:
-        return [task.title for task in await tasks.list_tasks(conn, user_id=user_id)]
+        return [task.title for task in (await tasks.list_tasks(conn, user_id=user_id)).tasks]
 
 
 async def test_transaction_commits_when_the_block_ends(db: Database, user_factory: UserFactory) -> None:

@@ -22,6 +22,7 @@ from mcp.types import CallToolResult, TextContent
 from todo_mcp.db.engine import Database
 from todo_mcp.mcp.runtime import ToolRuntime
 from todo_mcp.mcp.server import build_mcp_server
+from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.identity import UNRESTRICTED, Caller
 
 # The two protocol eras one server answers: the 2025 initialize handshake, and the 2026 revision.
@@ -116,7 +117,12 @@ class ToolClient:
 
 @asynccontextmanager
 async def connect(
-    db: Database, *, caller: Caller | None = UNRESTRICTED, mode: str = "legacy", tracing: bool = False
+    db: Database,
+    *,
+    caller: Caller | None = UNRESTRICTED,
+    mode: str = "legacy",
+    tracing: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[ToolClient]:
     """A client of a fresh server over `db` whose process acts for `caller`.
 
@@ -124,7 +130,7 @@ async def connect(
     `Caller(user_id="alice")` is a process bound to alice, as over stdio; None is a process
     with no caller at all, which must fail closed.
     """
-    server, _ = build_mcp_server(ToolRuntime(db, process_caller=caller), tracing=tracing)
+    server, _ = build_mcp_server(ToolRuntime(db, process_caller=caller, clock=clock), tracing=tracing)
     async with Client(server, mode=mode) as client:
         tool_client = ToolClient(client)
         await tool_client.load_schemas()
@@ -142,3 +148,26 @@ async def tools(db: Database) -> AsyncIterator[ToolClient]:
     """An unrestricted (development mode) client, in the legacy protocol mode."""
     async with connect(db) as client:
         yield client
+
+
+class IsoDate:
+    """Equal to any YYYY-MM-DD text: the local date a list answer reports, which a test that does
+    not freeze the clock cannot know at the instant of the call."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", other) is not None
+
+    def __repr__(self) -> str:
+        return "<any YYYY-MM-DD>"
+
+
+def page(tasks: list[dict[str, Any]], *, timezone: str = "UTC") -> dict[str, Any]:
+    """The data of a list_tasks answer that shows `tasks` on its one page."""
+    return {
+        "tasks": tasks,
+        "count": len(tasks),
+        "total": len(tasks),
+        "next_cursor": None,
+        "today": IsoDate(),
+        "timezone": timezone,
+    }

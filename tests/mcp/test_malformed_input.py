@@ -62,7 +62,7 @@ class World:
 async def world(db: Database, user_factory: UserFactory) -> World:
     user = await user_factory()
     async with db.connect() as connection:
-        task = await tasks.add_task(connection, user_id=user, title="Buy milk", description=None)
+        task = (await tasks.add_task(connection, user_id=user, title="Buy milk", description=None)).task
     return World(user=user, task=task.id)
 
 

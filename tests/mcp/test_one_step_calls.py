@@ -29,6 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from tests.conftest import UserFactory, make_settings
+from tests.mcp.conftest import page
 from todo_mcp.db.engine import Database
 from todo_mcp.mcp.http_app import build_http_app
 from todo_mcp.mcp.one_step_calls import (
@@ -243,7 +244,7 @@ async def test_a_call_without_a_version_header_is_served_at_the_sdk_default(
 ) -> None:
     user = await user_factory()
     listed = await doors.assert_same(call(None, "list_tasks", {"user_id": user}))
-    assert envelope(listed)["data"] == {"tasks": [], "count": 0}
+    assert envelope(listed)["data"] == page([])
 
 
 @pytest.mark.parametrize("version", ["2025-11-25", MODERN])

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from mcp.types import CallToolResult, TextContent
 
 from tests.conftest import UserFactory
-from tests.mcp.conftest import TOOL_NAMES, ToolClient, connect, envelope_problems, parse_utc
+from tests.mcp.conftest import TOOL_NAMES, ToolClient, connect, envelope_problems, page, parse_utc
 from todo_mcp.db.engine import Database
 
 pytestmark = pytest.mark.anyio
@@ -140,6 +140,12 @@ async def test_add_task_returns_the_new_task(tools: ToolClient, user_factory: Us
             "title": "Buy milk",
             "description": "Two litres",
             "completed": False,
+            "due_date": None,
+            "due_time": None,
+            "due_label": None,
+            "priority": "none",
+            "labels": [],
+            "completed_at": None,
             "created_at": data["created_at"],
             "updated_at": data["updated_at"],
         },
@@ -165,7 +171,7 @@ async def test_listed_task_is_exactly_the_task_add_task_returned(
 
     assert await tools.call("list_tasks", {"user_id": user}) == {
         "status": "success",
-        "data": {"tasks": [first, second], "count": 2},
+        "data": page([first, second]),
         "message": "Found 2 tasks.",
     }
 
@@ -213,7 +219,12 @@ async def test_complete_task_marks_the_task_completed(tools: ToolClient, user_fa
     assert parse_utc(data["updated_at"]) >= parse_utc(added["updated_at"])
     assert envelope == {
         "status": "success",
-        "data": {**added, "completed": True, "updated_at": data["updated_at"]},
+        "data": {
+            **added,
+            "completed": True,
+            "completed_at": data["updated_at"],
+            "updated_at": data["updated_at"],
+        },
         "message": f"Task {added['task_id']} 'Pay rent' is now completed.",
     }
     assert await tools.tasks_of(user) == [data]
@@ -359,17 +370,17 @@ async def test_list_tasks_filters_by_status_and_counts(tools: ToolClient, user_f
     assert listings == {
         "all": {
             "status": "success",
-            "data": {"tasks": [first, second, third], "count": 3},
+            "data": page([first, second, third]),
             "message": "Found 3 tasks.",
         },
         "pending": {
             "status": "success",
-            "data": {"tasks": [first, third], "count": 2},
+            "data": page([first, third]),
             "message": "Found 2 pending tasks.",
         },
         "completed": {
             "status": "success",
-            "data": {"tasks": [second], "count": 1},
+            "data": page([second]),
             "message": "Found 1 completed task.",
         },
     }
@@ -381,7 +392,7 @@ async def test_list_tasks_without_status_lists_all(tools: ToolClient, user_facto
     done = await tools.ok("add_task", {"user_id": user, "title": "Done"})
     done = await tools.ok("complete_task", {"user_id": user, "task_id": done["task_id"]})
 
-    assert await tools.ok("list_tasks", {"user_id": user}) == {"tasks": [pending, done], "count": 2}
+    assert await tools.ok("list_tasks", {"user_id": user}) == page([pending, done])
 
 
 async def test_list_tasks_of_a_user_without_tasks_is_empty(
@@ -391,6 +402,6 @@ async def test_list_tasks_of_a_user_without_tasks_is_empty(
 
     assert await tools.call("list_tasks", {"user_id": user, "status": "completed"}) == {
         "status": "success",
-        "data": {"tasks": [], "count": 0},
+        "data": page([]),
         "message": "There are no completed tasks.",
     }

@@ -12,6 +12,8 @@ from todo_mcp.db.connection import Connection
 from todo_mcp.db.engine import Database
 from todo_mcp.services import tasks
 from todo_mcp.services.errors import DomainError, InvalidInput, TaskNotFound, UserNotFound
+from todo_mcp.services.task_listing import Status as TaskStatus
+from todo_mcp.services.task_listing import TaskQuery
 
 pytestmark = pytest.mark.anyio
 
@@ -30,14 +32,14 @@ TASK_OPERATIONS: dict[str, TaskOperation] = {
 USER_OPERATIONS: dict[str, TaskOperation] = {
     "add": lambda s, u, _: tasks.add_task(s, user_id=u, title="Buy milk"),
     "list": lambda s, u, _: tasks.list_tasks(s, user_id=u),
-    "list_pending": lambda s, u, _: tasks.list_tasks(s, user_id=u, status="pending"),
+    "list_pending": lambda s, u, _: tasks.list_tasks(s, user_id=u, query=TaskQuery(status="pending")),
     **TASK_OPERATIONS,
 }
 
 
 async def add(db: Database, user_id: str, title: str, description: str | None = None) -> tasks.TaskRecord:
     async with db.connect() as conn:
-        return await tasks.add_task(conn, user_id=user_id, title=title, description=description)
+        return (await tasks.add_task(conn, user_id=user_id, title=title, description=description)).task
 
 
 async def fetch(db: Database, user_id: str, task_id: int) -> tasks.TaskRecord:
@@ -45,9 +47,10 @@ async def fetch(db: Database, user_id: str, task_id: int) -> tasks.TaskRecord:
         return await tasks.get_task(conn, user_id=user_id, task_id=task_id)
 
 
-async def titles(db: Database, user_id: str, status: tasks.TaskStatus = "all") -> list[str]:
+async def titles(db: Database, user_id: str, status: TaskStatus = "all") -> list[str]:
     async with db.connect() as conn:
-        return [task.title for task in await tasks.list_tasks(conn, user_id=user_id, status=status)]
+        page = await tasks.list_tasks(conn, user_id=user_id, query=TaskQuery(status=status))
+        return [task.title for task in page.tasks]
 
 
 async def outcome(db: Database, operation: TaskOperation, user_id: str, task_id: int) -> str:
@@ -381,7 +384,9 @@ async def test_update_with_neither_field_is_invalid_and_changes_nothing(
     added = await add(db, user, "Buy milk", "two litres")
 
     async with db.connect() as conn:
-        with pytest.raises(InvalidInput, match="new title, a new description, or both"):
+        with pytest.raises(
+            InvalidInput, match="at least one of title, description, due, priority, labels and completed"
+        ):
             await tasks.update_task(conn, user_id=user, task_id=added.id)
 
     stored = await fetch(db, user, added.id)

@@ -175,7 +175,7 @@ async def test_deleting_a_user_removes_their_tasks_conversations_and_messages_on
     async with db.connect() as conn:
         with pytest.raises(UserNotFound):
             await tasks.list_tasks(conn, user_id=alice)
-        bobs = await tasks.list_tasks(conn, user_id=bob)
+        bobs = (await tasks.list_tasks(conn, user_id=bob)).tasks
     assert [task.title for task in bobs] == [f"{bob} one", f"{bob} two"]
 
 
@@ -188,4 +188,4 @@ async def test_a_deleted_users_id_and_email_can_be_used_again(db: Database) -> N
 
     assert again.id == "ada"
     async with db.connect() as conn:
-        assert await tasks.list_tasks(conn, user_id="ada") == []
+        assert (await tasks.list_tasks(conn, user_id="ada")).tasks == []

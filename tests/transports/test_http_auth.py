@@ -17,6 +17,7 @@ import jwt
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from tests.mcp.conftest import page
 from tests.transports.clients import TOOL_NAMES, call, create_users, mcp_client
 from tests.transports.processes import JWT_SECRET, ServerProcess, issue_token
 
@@ -136,7 +137,7 @@ async def test_every_tool_works_for_two_users_each_with_their_own_token(
             done = await call(client, "list_tasks", user_id=user, status="completed")
             assert [t["title"] for t in done["data"]["tasks"]] == ["Renamed"]
             pending = await call(client, "list_tasks", user_id=user, status="pending")
-            assert pending["data"] == {"tasks": [], "count": 0}
+            assert pending["data"] == page([])
 
             deleted = await call(client, "delete_task", user_id=user, task_id=task_id)
             assert deleted["status"] == "success"
@@ -194,7 +195,7 @@ async def test_a_token_for_one_user_cannot_act_for_another_and_writes_nothing(
 
     async with mcp_client(server.mcp_url, issue_token(bob), mode=mode) as as_bob:
         after = (await call(as_bob, "list_tasks", user_id=bob))["data"]
-    assert after == {"tasks": [before], "count": 1}
+    assert after == page([before])
 
 
 @pytest.mark.parametrize("kind", BAD_CREDENTIALS)

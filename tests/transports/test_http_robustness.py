@@ -20,6 +20,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from tests.mcp.conftest import page
 from tests.transports.clients import TOOL_NAMES, call, create_users, mcp_client
 from tests.transports.processes import LaunchServers, ServerProcess, issue_token
 
@@ -129,7 +130,7 @@ async def test_a_task_added_over_http_is_the_task_mcp_lists(
     assert added.status_code == 200, added.text
     async with mcp_client(server.mcp_url, issue_token(user), mode=mode) as client:
         listed = await call(client, "list_tasks", user_id=user)
-    assert listed["data"] == {"tasks": [added.json()["data"]], "count": 1}
+    assert listed["data"] == page([added.json()["data"]])
 
 
 @pytest.mark.parametrize(

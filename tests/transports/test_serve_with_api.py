@@ -108,7 +108,7 @@ async def test_a_token_from_rest_login_drives_mcp_and_rest_on_one_task_list(both
         ]
 
         bob_auth = {"Authorization": f"Bearer {bob_token}"}
-        assert (await api.get(f"/api/{bob}/tasks", headers=bob_auth)).json() == []
+        assert (await api.get(f"/api/{bob}/tasks", headers=bob_auth)).json()["tasks"] == []
         assert (await api.get(f"/api/{bob}/tasks/{task_id}", headers=bob_auth)).status_code == 404
         assert (await api.get(f"/api/{ada}/tasks", headers=bob_auth)).status_code == 403
         async with mcp_client(both_doors.mcp.mcp_url, bob_token, mode="2026-07-28") as client:

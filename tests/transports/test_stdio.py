@@ -71,7 +71,7 @@ async def titles_of(database_url: str, user_id: str) -> list[str]:
     db = Database.from_settings(make_settings(database_url))
     try:
         async with db.connect() as conn:
-            return [task.title for task in await tasks.list_tasks(conn, user_id=user_id)]
+            return [task.title for task in (await tasks.list_tasks(conn, user_id=user_id)).tasks]
     finally:
         await db.dispose()
 
@@ -117,7 +117,7 @@ async def test_stdio_refuses_every_call_for_another_user_and_writes_nothing(
     db = Database.from_settings(make_settings(database_url))
     try:
         async with db.connect() as conn:
-            bobs = await tasks.add_task(conn, user_id="bob", title="Bob's task")
+            bobs = (await tasks.add_task(conn, user_id="bob", title="Bob's task")).task
     finally:
         await db.dispose()
     assert bobs.id is not None

@@ -22,7 +22,8 @@ from todo_mcp.api.schemas import Problem, ValidationErrorBody
 from todo_mcp.config import Settings
 from todo_mcp.db.engine import Database
 from todo_mcp.heap import settle_heap
-from todo_mcp.mcp.runtime import new_error_id
+from todo_mcp.mcp.runtime import cursor_codec, new_error_id
+from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, TooManyAttempts
 from todo_mcp.services.tokens import TokenService
 from todo_mcp.services.validation import printable_name
@@ -152,7 +153,9 @@ INVALID_REQUEST: dict[int | str, dict[str, Any]] = {
 }
 
 
-def build_api_app(settings: Settings, db: Database, *, dispose_on_shutdown: bool = True) -> FastAPI:
+def build_api_app(
+    settings: Settings, db: Database, *, dispose_on_shutdown: bool = True, clock: Clock = SYSTEM_CLOCK
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         settle_heap()
@@ -169,6 +172,9 @@ def build_api_app(settings: Settings, db: Database, *, dispose_on_shutdown: bool
     app.state.database = db
     app.state.tokens = TokenService(settings) if settings.auth_enabled else None
     app.state.token_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+    # Every "today" of the routes comes from this clock; tests freeze it here.
+    app.state.clock = clock
+    app.state.cursors = cursor_codec(settings)
     app.add_exception_handler(DomainError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_invalid_request)
     app.add_exception_handler(HTTPException, handle_http_error)

@@ -7,7 +7,14 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, status
 
 from todo_mcp.api.deps import CallerDep, DatabaseDep, TokensDep
-from todo_mcp.api.schemas import ErrorBody, LoginRequest, SignupRequest, TokenResponse, UserPublic
+from todo_mcp.api.schemas import (
+    ErrorBody,
+    LoginRequest,
+    ProfileUpdate,
+    SignupRequest,
+    TokenResponse,
+    UserPublic,
+)
 from todo_mcp.api.strict_json import StrictJSONRoute
 from todo_mcp.services import accounts, users
 from todo_mcp.services.errors import Unauthenticated, Unavailable
@@ -20,13 +27,18 @@ router = APIRouter(tags=["accounts"], route_class=StrictJSONRoute)
     status_code=status.HTTP_201_CREATED,
     summary="Create an account",
     responses={
-        400: {"model": ErrorBody, "description": "Invalid email, or a password of the wrong length."},
+        400: {
+            "model": ErrorBody,
+            "description": "Invalid email, a password of the wrong length, or an unknown time zone.",
+        },
         409: {"model": ErrorBody, "description": "The email is already registered."},
     },
 )
 async def sign_up(body: SignupRequest, db: DatabaseDep) -> UserPublic:
     async with db.transaction() as session:
-        user = await accounts.sign_up(session, email=body.email, password=body.password, name=body.name)
+        user = await accounts.sign_up(
+            session, email=body.email, password=body.password, name=body.name, timezone=body.timezone
+        )
     return UserPublic.of(user)
 
 
@@ -34,7 +46,7 @@ async def sign_up(body: SignupRequest, db: DatabaseDep) -> UserPublic:
     "/auth/login",
     summary="Exchange email and password for a bearer token",
     responses={
-        400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8 JSON)."},
+        400: {"model": ErrorBody, "description": "The password is not Unicode text (unpaired surrogates)."},
         401: {"model": ErrorBody, "description": "The email or password is incorrect."},
         429: {"model": ErrorBody, "description": "Too many failures for this account; see Retry-After."},
         503: {"model": ErrorBody, "description": "This server does not issue tokens (no JWT_SECRET)."},
@@ -67,4 +79,25 @@ async def me(caller: CallerDep, db: DatabaseDep) -> UserPublic:
         raise Unauthenticated("Development mode has no signed-in user; set JWT_SECRET and log in.")
     async with db.transaction() as session:
         user = await users.get_user(session, user_id=caller.user_id)
+    return UserPublic.of(user)
+
+
+@router.patch(
+    "/api/me",
+    summary="Change the signed-in user's name or time zone",
+    responses={
+        400: {
+            "model": ErrorBody,
+            "description": "An unknown time zone, a name too long, or nothing to change.",
+        },
+        401: {"model": ErrorBody, "description": "No valid token."},
+    },
+)
+async def update_me(body: ProfileUpdate, caller: CallerDep, db: DatabaseDep) -> UserPublic:
+    if caller.user_id is None:
+        raise Unauthenticated("Development mode has no signed-in user; set JWT_SECRET and log in.")
+    async with db.transaction() as session:
+        user = await users.update_profile(
+            session, user_id=caller.user_id, name=body.name, timezone=body.timezone
+        )
     return UserPublic.of(user)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from todo_mcp.db.models import Conversation, Message, User
-from todo_mcp.services.tasks import TaskRecord
+from todo_mcp.services.tasks import TaskPage, TaskRecord
 
 EXAMPLE_TIME = "2026-11-24T10:00:00Z"
 
@@ -46,6 +46,16 @@ class SignupRequest(BaseModel):
     email: str
     password: str = Field(description="8-256 characters.")
     name: str | None = None
+    timezone: str | None = Field(
+        default=None, description="IANA time zone, such as Europe/Lisbon; UTC when omitted."
+    )
+
+
+class ProfileUpdate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"timezone": "America/New_York"}]})
+
+    name: str | None = Field(default=None, description="Display name; an empty string clears it.")
+    timezone: str | None = Field(default=None, description="IANA time zone, such as Europe/Lisbon.")
 
 
 class LoginRequest(BaseModel):
@@ -61,11 +71,14 @@ class UserPublic(BaseModel):
     id: str
     email: str
     name: str | None
+    timezone: str = Field(description="IANA time zone; every today, tomorrow and overdue is computed in it.")
     created_at: datetime
 
     @classmethod
     def of(cls, user: User) -> UserPublic:
-        return cls(id=user.id, email=user.email, name=user.name, created_at=user.created_at)
+        return cls(
+            id=user.id, email=user.email, name=user.name, timezone=user.timezone, created_at=user.created_at
+        )
 
 
 class TokenResponse(BaseModel):
@@ -77,21 +90,61 @@ class TokenResponse(BaseModel):
     user: UserPublic
 
 
+DUE_FIELD = (
+    "When it is due, in the user's time zone: YYYY-MM-DD, YYYY-MM-DDTHH:MM (local), an ISO 8601 "
+    "date-time with an offset, or today, tomorrow, a weekday name, next week, in N days (each may be "
+    "followed by a 24-hour time: tomorrow 09:30)."
+)
+Priority = Literal["none", "low", "medium", "high"]
+
+
 class TaskCreate(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"title": "Buy milk", "description": "2 litres"}]}
+        json_schema_extra={
+            "examples": [
+                {"title": "Buy milk", "description": "2 litres"},
+                {
+                    "title": "Call the dentist",
+                    "due": "tomorrow 09:00",
+                    "priority": "high",
+                    "labels": ["health"],
+                    "client_request_id": "2b7c0b4e-6a51-4f7e-9d0e-1f2a3b4c5d6e",
+                },
+            ]
+        }
     )
 
     title: str = Field(description="1-200 characters after trimming.")
     description: str | None = Field(default=None, description="Up to 1000 characters.")
+    due: str | None = Field(default=None, description=DUE_FIELD)
+    priority: Priority | None = Field(default=None, description="none (the default), low, medium or high.")
+    labels: list[str] | None = Field(default=None, description="Up to 10 labels of 1-40 characters.")
+    client_request_id: str | None = Field(
+        default=None,
+        description="Up to 64 characters; a retry with the same id within 24 hours returns the task made "
+        "the first time (200 with `deduplicated: true`) instead of adding another.",
+    )
 
 
 class TaskUpdate(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"title": "Buy oat milk", "description": ""}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"title": "Buy oat milk", "description": ""},
+                {"due": "friday", "priority": "medium", "labels": ["errands", "home"]},
+                {"completed": False},
+            ]
+        }
+    )
 
     title: str | None = Field(default=None, description="New title; omit to keep it.")
     description: str | None = Field(default=None, description="New description; an empty string clears it.")
-    completed: bool | None = Field(default=None, description="New completion state; omit to keep it.")
+    due: str | None = Field(default=None, description=DUE_FIELD + " An empty string clears it.")
+    priority: Priority | None = Field(default=None, description="New priority; omit to keep it.")
+    labels: list[str] | None = Field(default=None, description="The new set of labels; [] clears them.")
+    completed: bool | None = Field(
+        default=None, description="New completion state (false reopens the task); omit to keep it."
+    )
 
 
 class CompletionChange(BaseModel):
@@ -107,9 +160,15 @@ class TaskPublic(BaseModel):
                 {
                     "id": 7,
                     "user_id": "u_3f9c",
-                    "title": "Buy milk",
-                    "description": "2 litres",
+                    "title": "Call the dentist",
+                    "description": None,
                     "completed": False,
+                    "due_date": "2026-11-25",
+                    "due_time": "09:00",
+                    "due_label": "tomorrow",
+                    "priority": "high",
+                    "labels": ["health"],
+                    "completed_at": None,
                     "created_at": EXAMPLE_TIME,
                     "updated_at": EXAMPLE_TIME,
                 }
@@ -122,6 +181,14 @@ class TaskPublic(BaseModel):
     title: str
     description: str | None
     completed: bool
+    due_date: date | None = Field(description="The user's local calendar date.")
+    due_time: str | None = Field(description="The user's local wall-clock time, HH:MM; null for all day.")
+    due_label: Literal["overdue", "today", "tomorrow"] | None = Field(
+        description="Worked out in the user's time zone at the time of the answer."
+    )
+    priority: Priority
+    labels: list[str]
+    completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -133,8 +200,42 @@ class TaskPublic(BaseModel):
             title=task.title,
             description=task.description,
             completed=task.completed,
+            due_date=task.due_date,
+            due_time=task.due_time,
+            due_label=task.due_label,
+            priority=task.priority,
+            labels=list(task.labels),
+            completed_at=task.completed_at,
             created_at=task.created_at,
             updated_at=task.updated_at,
+        )
+
+
+class AddedTaskPublic(TaskPublic):
+    deduplicated: bool = Field(
+        default=False, description="True when client_request_id found the task an earlier request made."
+    )
+
+
+class TaskPagePublic(BaseModel):
+    tasks: list[TaskPublic]
+    count: int = Field(description="Tasks in this page.")
+    total: int = Field(description="Tasks matching the filters, over all pages.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` (same filters) for the next page; null on the last."
+    )
+    today: date = Field(description="The user's local date.")
+    timezone: str = Field(description="The user's IANA time zone.")
+
+    @classmethod
+    def of(cls, page: TaskPage) -> TaskPagePublic:
+        return cls(
+            tasks=[TaskPublic.of(task) for task in page.tasks],
+            count=page.count,
+            total=page.total,
+            next_cursor=page.next_cursor,
+            today=page.today,
+            timezone=page.timezone,
         )
 
 

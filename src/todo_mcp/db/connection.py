@@ -17,7 +17,7 @@ import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aiosqlite
@@ -55,6 +55,14 @@ class Connection(ABC):
     @abstractmethod
     def read_time(self, value: Any) -> datetime:
         """A stored timestamp as an aware UTC datetime."""
+
+    @abstractmethod
+    def day(self, value: date) -> Any:
+        """A calendar date as this database stores it."""
+
+    @abstractmethod
+    def read_day(self, value: Any) -> date:
+        """A stored date (or a date-typed expression's value) as a `date`."""
 
     @abstractmethod
     def _is_connectivity_error(self, exc: BaseException) -> bool: ...
@@ -134,6 +142,13 @@ class PostgresConnection(Connection):
         assert isinstance(value, datetime)
         return value.astimezone(UTC)
 
+    def day(self, value: date) -> date:
+        return value
+
+    def read_day(self, value: Any) -> date:
+        assert isinstance(value, date)
+        return value
+
     def _is_connectivity_error(self, exc: BaseException) -> bool:
         return postgres_connection_lost(exc)
 
@@ -204,6 +219,13 @@ class SqliteConnection(Connection):
 
     def read_time(self, value: Any) -> datetime:
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+    def day(self, value: date) -> str:
+        # As SQLAlchemy's SQLite Date writes it: ISO text, whose order is date order.
+        return value.isoformat()
+
+    def read_day(self, value: Any) -> date:
+        return date.fromisoformat(value)
 
     def _is_connectivity_error(self, exc: BaseException) -> bool:
         return isinstance(exc, OSError) or (isinstance(exc, sqlite3.Error) and sqlite_unavailable(exc))

@@ -12,15 +12,14 @@ into JSON values in one pass, which costs a third of building the models.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import pydantic_core
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field
 
-from todo_mcp.services.tasks import TaskRecord
+from todo_mcp.services.tasks import Added, TaskPage, TaskRecord
 
 
 class TaskOut(BaseModel):
@@ -28,13 +27,38 @@ class TaskOut(BaseModel):
     title: str
     description: str | None
     completed: bool
+    due_date: date | None = Field(description="The user's local calendar date the task is due, YYYY-MM-DD.")
+    due_time: str | None = Field(
+        description="The user's local wall-clock time it is due, HH:MM; null for all day."
+    )
+    due_label: Literal["overdue", "today", "tomorrow"] | None = Field(
+        description="Worked out in the user's time zone now: overdue (pending and past due), today, "
+        "tomorrow, or null. Repeat it instead of comparing dates yourself."
+    )
+    priority: Literal["none", "low", "medium", "high"]
+    labels: list[str]
+    completed_at: datetime | None = Field(description="ISO-8601, UTC; null while the task is pending.")
     created_at: datetime = Field(description="ISO-8601, UTC.")
     updated_at: datetime = Field(description="ISO-8601, UTC.")
 
 
+class AddedTaskOut(TaskOut):
+    deduplicated: Literal[True] | None = Field(
+        default=None,
+        description="Present, and true, only when client_request_id matched an earlier add_task: this is "
+        "the task that call made, and nothing new was written.",
+    )
+
+
 class TaskListOut(BaseModel):
     tasks: list[TaskOut]
-    count: int
+    count: int = Field(description="Tasks on this page.")
+    total: int = Field(description="Tasks matching the filters, on every page.")
+    next_cursor: str | None = Field(
+        description="Pass as cursor, with the same filters, for the next page; null on the last page."
+    )
+    today: date = Field(description="The user's local date now, YYYY-MM-DD.")
+    timezone: str = Field(description="The user's IANA time zone, in which dates are read and labelled.")
 
 
 class DeletedTaskOut(BaseModel):
@@ -44,7 +68,7 @@ class DeletedTaskOut(BaseModel):
 
 class UpdatedTaskOut(BaseModel):
     task_id: int
-    updated_fields: list[Literal["title", "description"]]
+    updated_fields: list[Literal["title", "description", "due", "priority", "labels", "completed"]]
     task: TaskOut
 
 
@@ -71,6 +95,10 @@ class TaskResult(Envelope[TaskOut]):
     pass
 
 
+class AddedTaskResult(Envelope[AddedTaskOut]):
+    pass
+
+
 class TaskListResult(Envelope[TaskListOut]):
     pass
 
@@ -90,14 +118,35 @@ def task_data(task: TaskRecord) -> dict[str, Any]:
         "title": task.title,
         "description": task.description,
         "completed": task.completed,
+        "due_date": task.due_date,
+        "due_time": task.due_time,
+        "due_label": task.due_label,
+        "priority": task.priority,
+        "labels": list(task.labels),
+        "completed_at": task.completed_at,
         "created_at": task.created_at,
         "updated_at": task.updated_at,
     }
 
 
-def task_list_data(tasks: Sequence[TaskRecord]) -> dict[str, Any]:
-    """Tasks as `TaskListOut`."""
-    return {"tasks": [task_data(task) for task in tasks], "count": len(tasks)}
+def added_task_data(added: Added) -> dict[str, Any]:
+    """An added task as `AddedTaskOut`: the task, exactly as list_tasks shows it, unless deduplicated."""
+    data = task_data(added.task)
+    if added.deduplicated:
+        data["deduplicated"] = True
+    return data
+
+
+def task_list_data(page: TaskPage) -> dict[str, Any]:
+    """A page of tasks as `TaskListOut`."""
+    return {
+        "tasks": [task_data(task) for task in page.tasks],
+        "count": page.count,
+        "total": page.total,
+        "next_cursor": page.next_cursor,
+        "today": page.today,
+        "timezone": page.timezone,
+    }
 
 
 def _result(envelope: dict[str, Any], *, is_error: bool) -> CallToolResult:

@@ -110,7 +110,7 @@ class BearerAuth:
 
 
 def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
-    runtime = ToolRuntime(db)
+    runtime = ToolRuntime.for_settings(db, settings)
     server, tools = build_mcp_server(runtime, tracing=settings.mcp_tracing)
     security = transport_security(settings, host)
     request_checks = TransportSecurityMiddleware(security)

@@ -16,11 +16,14 @@ from typing import Any
 
 from mcp.types import CallToolResult
 
+from todo_mcp.config import Settings
 from todo_mcp.db.connection import Connection
 from todo_mcp.db.engine import Database
 from todo_mcp.mcp.envelope import failure, success
+from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, Unauthenticated
 from todo_mcp.services.identity import Caller, authorize
+from todo_mcp.services.task_listing import CursorCodec, cursor_key
 
 log = logging.getLogger("todo_mcp.tools")
 
@@ -29,6 +32,12 @@ request_caller: ContextVar[Caller | None] = ContextVar("request_caller", default
 
 # An operation returns the envelope's data (the tool's output shape) and its message.
 Operation = Callable[[Connection], Awaitable[tuple[dict[str, Any], str]]]
+
+
+def cursor_codec(settings: Settings) -> CursorCodec:
+    """Cursors signed with a key of the deployment's shared token secret, so that any process
+    accepts the cursors of any other."""
+    return CursorCodec(cursor_key(settings.jwt_secret.get_secret_value() if settings.jwt_secret else None))
 
 
 def new_error_id() -> str:
@@ -48,11 +57,27 @@ def log_call(tool: str, user_id: object, outcome: str | int, started: float) -> 
 class ToolRuntime:
     """Runs one tool operation for the current caller on one pooled connection."""
 
-    def __init__(self, db: Database, *, process_caller: Caller | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        process_caller: Caller | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        cursors: CursorCodec | None = None,
+    ) -> None:
         self.db = db
+        # Every "today" of the tools comes from this clock; tests freeze it here.
+        self.clock = clock
+        self.cursors = cursors or CursorCodec(cursor_key(None))
         # The caller when no HTTP request set one: the stdio user, or an in-process test's.
         # None makes a request without a verified caller fail closed.
         self._process_caller = process_caller
+
+    @classmethod
+    def for_settings(
+        cls, db: Database, settings: Settings, *, process_caller: Caller | None = None
+    ) -> ToolRuntime:
+        return cls(db, process_caller=process_caller, cursors=cursor_codec(settings))
 
     def current_caller(self) -> Caller:
         caller = request_caller.get() or self._process_caller

@@ -18,15 +18,19 @@ from pydantic import BeforeValidator, ConfigDict, Field
 
 from todo_mcp.db.connection import Connection
 from todo_mcp.mcp.envelope import (
+    AddedTaskResult,
     DeletedTaskResult,
     TaskListResult,
     TaskResult,
     UpdatedTaskResult,
+    added_task_data,
     task_data,
     task_list_data,
 )
 from todo_mcp.mcp.runtime import ToolRuntime
 from todo_mcp.services import tasks
+from todo_mcp.services.task_listing import TaskQuery
+from todo_mcp.services.tasks import TaskPage, TaskRecord
 
 UserId = Annotated[
     str,
@@ -51,14 +55,44 @@ TaskId = Annotated[
 ]
 
 
-def _summary(count: int, status: str) -> str:
-    noun = "task" if count == 1 else "tasks"
-    qualifier = "" if status == "all" else f"{status} "
-    return f"Found {count} {qualifier}{noun}." if count else f"There are no {qualifier}tasks."
+DUE_DESCRIPTION = (
+    "When the task is due, in the user's own time zone; send it as the user said it and let the "
+    "server resolve it (never convert to UTC yourself): YYYY-MM-DD, YYYY-MM-DDTHH:MM (the user's "
+    "local time), an ISO 8601 date-time with an offset (converted to the user's zone), or one of "
+    "the words today, tomorrow, a weekday name such as friday (the next one, never today), "
+    "'next week' (next Monday), 'in 3 days', each optionally with a 24-hour time: "
+    "'tomorrow 09:30', 'friday at 17:00'."
+)
+Priority = Literal["none", "low", "medium", "high"]
+
+
+def _page_message(page: TaskPage) -> str:
+    described = page.described.replace("tasks", "task", 1) if page.total == 1 else page.described
+    if page.total == 0:
+        return f"There are no {page.described}."
+    if page.next_cursor is not None:
+        return f"Showing {page.count} of {page.total} {described}; pass next_cursor for more."
+    if page.count == page.total:
+        return f"Found {page.total} {described}."
+    return f"Showing the last {page.count} of {page.total} {described}."
+
+
+def _due_words(task: TaskRecord) -> str:
+    if task.due_date is None:
+        return ""
+    when = task.due_label or task.due_date.isoformat()
+    at = f" at {task.due_time}" if task.due_time else ""
+    return (
+        f", due {when}{at}" if task.due_label is None else f", due {when} ({task.due_date.isoformat()}){at}"
+    )
+
+
+def _with_note(message: str, note: str | None) -> str:
+    return f"{message} Note: {note}" if note else message
 
 
 class TaskTools:
-    """The tool functions, bound to one runtime (database and caller)."""
+    """The tool functions, bound to one runtime (database, caller, clock)."""
 
     def __init__(self, runtime: ToolRuntime) -> None:
         self._runtime = runtime
@@ -70,16 +104,57 @@ class TaskTools:
         description: Annotated[
             str | None, Field(description="Optional details, up to 1000 characters.")
         ] = None,
-    ) -> Annotated[CallToolResult, TaskResult]:
-        """Add a new task to the user's to-do list.
+        due: Annotated[str | None, Field(description=DUE_DESCRIPTION + " Omit for no due date.")] = None,
+        priority: Annotated[
+            Priority | None, Field(description="How urgent it is: high, medium, low, or none (the default).")
+        ] = None,
+        labels: Annotated[
+            list[str] | None,
+            Field(
+                max_length=10,
+                description='Up to 10 short labels of 1 to 40 characters, such as ["work", "errands"]; '
+                "compared without regard to case.",
+            ),
+        ] = None,
+        client_request_id: Annotated[
+            str | None,
+            Field(
+                max_length=64,
+                description="Optional: an id you make once for this task (a UUID) and send again if you "
+                "retry this call, say after a timeout. A retry within 24 hours returns the task made the "
+                "first time, with deduplicated true, instead of adding it twice.",
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, AddedTaskResult]:
+        """Add a new task to the user's to-do list, optionally with a due date, priority and labels.
 
-        Use this when the user asks to add, remember, note or plan something to do. Returns the
-        new task, including the task_id that the other tools take.
+        Use this when the user asks to add, remember, note or plan something to do. For "remind me
+        to call the dentist tomorrow at 9" send title "Call the dentist" and due "tomorrow 09:00":
+        the server reads it in the user's time zone, so never work out dates or offsets yourself.
+        Returns the new task, with the task_id that the other tools take and its due_label.
         """
 
         async def operation(conn: Connection) -> tuple[dict[str, Any], str]:
-            task = await tasks.add_task(conn, user_id=user_id, title=title, description=description)
-            return task_data(task), f"Task {task.id} '{task.title}' was added."
+            added = await tasks.add_task(
+                conn,
+                user_id=user_id,
+                title=title,
+                description=description,
+                due=due,
+                priority=priority,
+                labels=labels,
+                client_request_id=client_request_id,
+                clock=self._runtime.clock,
+            )
+            task = added.task
+            if added.deduplicated:
+                message = (
+                    f"Task {task.id} '{task.title}' was already added by an earlier call with this "
+                    "client_request_id; nothing new was written."
+                )
+            else:
+                message = f"Task {task.id} '{task.title}' was added{_due_words(task)}."
+            return added_task_data(added), _with_note(message, added.note)
 
         return await self._runtime.run("add_task", user_id, operation)
 
@@ -90,28 +165,104 @@ class TaskTools:
             Literal["all", "pending", "completed"],
             Field(description="'pending' for tasks not yet done, 'completed' for done ones, 'all' for both."),
         ] = "all",
+        due: Annotated[
+            Literal["overdue", "today", "tomorrow", "next_7_days", "no_date"] | None,
+            Field(
+                description="Only tasks due in this window of the user's local calendar: overdue (pending "
+                "and past due), today, tomorrow, next_7_days (today and the 6 days after), no_date (undated)."
+            ),
+        ] = None,
+        due_from: Annotated[
+            str | None,
+            Field(
+                description="Only tasks due on or after this date: YYYY-MM-DD, or today, tomorrow, a weekday."
+            ),
+        ] = None,
+        due_to: Annotated[
+            str | None,
+            Field(
+                description="Only tasks due on or before this date: YYYY-MM-DD, or today, tomorrow, "
+                "a weekday."
+            ),
+        ] = None,
+        priority: Annotated[
+            list[Priority] | None,
+            Field(description='Only tasks of these priorities, such as ["high"] or ["high", "medium"].'),
+        ] = None,
+        labels: Annotated[
+            list[str] | None,
+            Field(max_length=10, description="Only tasks that have every one of these labels (any case)."),
+        ] = None,
+        query: Annotated[
+            str | None,
+            Field(
+                max_length=200,
+                description="Only tasks whose title or description contains this text (any case).",
+            ),
+        ] = None,
+        sort: Annotated[
+            Literal["created", "due", "priority", "updated"],
+            Field(
+                description="created: oldest first (the default). due: dated tasks by date and time, then "
+                "undated ones, ties by priority. priority: high first, then by due date. "
+                "updated: by last change."
+            ),
+        ] = "created",
+        order: Annotated[Literal["asc", "desc"], Field(description="asc (the default) or desc.")] = "asc",
+        limit: Annotated[int, Field(ge=1, le=100, description="Tasks per page, 1 to 100 (default 50).")] = 50,
+        cursor: Annotated[
+            str | None,
+            Field(
+                description="next_cursor from the previous answer, to get the next page; send every other "
+                "argument unchanged."
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, TaskListResult]:
-        """List the user's tasks, oldest first.
+        """List the user's tasks that match the filters, one page at a time.
 
-        Use this to show the to-do list, to answer questions about it, or to find the task_id of
-        a task before completing, updating or deleting it.
+        Use this to show the to-do list, to answer questions about it ("what's overdue?", "only the
+        urgent ones", "find the invoice task"), or to find the task_id of a task before completing,
+        updating or deleting it. Dates are the user's: today, tomorrow and overdue are worked out in
+        their time zone, and each task carries due_label. The answer has count (this page), total
+        (all matches), today and timezone; when next_cursor is not null there are more: call again
+        with cursor set to it.
         """
 
         async def operation(conn: Connection) -> tuple[dict[str, Any], str]:
-            found = await tasks.list_tasks(conn, user_id=user_id, status=status)
-            return task_list_data(found), _summary(len(found), status)
+            page = await tasks.list_tasks(
+                conn,
+                user_id=user_id,
+                query=TaskQuery.of(
+                    status=status,
+                    due=due,
+                    due_from=due_from,
+                    due_to=due_to,
+                    priority=priority,
+                    labels=labels,
+                    query=query,
+                    sort=sort,
+                    order=order,
+                    limit=limit,
+                    cursor=cursor,
+                ),
+                codec=self._runtime.cursors,
+                clock=self._runtime.clock,
+            )
+            return task_list_data(page), _page_message(page)
 
         return await self._runtime.run("list_tasks", user_id, operation)
 
     async def complete_task(self, user_id: UserId, task_id: TaskId) -> Annotated[CallToolResult, TaskResult]:
         """Mark one of the user's tasks as done.
 
-        Completing a task that is already done succeeds and changes nothing. If you do not know
-        the task_id, call list_tasks first.
+        Completing a task that is already done succeeds and changes nothing. To reopen a task, use
+        update_task with completed false. If you do not know the task_id, call list_tasks first.
         """
 
         async def operation(conn: Connection) -> tuple[dict[str, Any], str]:
-            done = await tasks.complete_task(conn, user_id=user_id, task_id=task_id)
+            done = await tasks.complete_task(
+                conn, user_id=user_id, task_id=task_id, clock=self._runtime.clock
+            )
             task = done.task
             if done.already_completed:
                 return task_data(task), f"Task {task.id} '{task.title}' was already completed."
@@ -129,7 +280,7 @@ class TaskTools:
         """
 
         async def operation(conn: Connection) -> tuple[dict[str, Any], str]:
-            task = await tasks.delete_task(conn, user_id=user_id, task_id=task_id)
+            task = await tasks.delete_task(conn, user_id=user_id, task_id=task_id, clock=self._runtime.clock)
             # As DeletedTaskOut.
             return {"task_id": task.id, "title": task.title}, f"Task {task.id} '{task.title}' was deleted."
 
@@ -149,21 +300,52 @@ class TaskTools:
                 "omit to keep the current one."
             ),
         ] = None,
+        due: Annotated[
+            str | None,
+            Field(description=DUE_DESCRIPTION + " An empty string removes the due date; omit to keep it."),
+        ] = None,
+        priority: Annotated[
+            Priority | None,
+            Field(description="The new priority: high, medium, low or none; omit to keep it."),
+        ] = None,
+        labels: Annotated[
+            list[str] | None,
+            Field(
+                max_length=10,
+                description="The task's new labels, replacing all current ones; [] removes them; "
+                "omit to keep them.",
+            ),
+        ] = None,
+        completed: Annotated[
+            bool | None,
+            Field(description="false reopens a completed task; true marks it done; omit to keep it."),
+        ] = None,
     ) -> Annotated[CallToolResult, UpdatedTaskResult]:
-        """Change the title and/or the description of one of the user's tasks.
+        """Change one of the user's tasks: its title, description, due date, priority, labels, or
+        whether it is done.
 
-        Give at least one of title and description. To mark a task as done use complete_task;
-        this tool does not change completion.
+        Give at least one field; the others stay as they are. Use completed false to reopen a task
+        that was completed by mistake. updated_fields in the answer names what was changed.
         """
 
         async def operation(conn: Connection) -> tuple[dict[str, Any], str]:
             update = await tasks.update_task(
-                conn, user_id=user_id, task_id=task_id, title=title, description=description
+                conn,
+                user_id=user_id,
+                task_id=task_id,
+                title=title,
+                description=description,
+                due=due,
+                priority=priority,
+                labels=labels,
+                completed=completed,
+                clock=self._runtime.clock,
             )
             task = update.task
             # As UpdatedTaskOut.
             out = {"task_id": task.id, "updated_fields": update.updated_fields, "task": task_data(task)}
-            return out, f"Task {task.id} was updated ({', '.join(update.updated_fields)})."
+            message = f"Task {task.id} was updated ({', '.join(update.updated_fields)}){_due_words(task)}."
+            return out, _with_note(message, update.note)
 
         return await self._runtime.run("update_task", user_id, operation)
 

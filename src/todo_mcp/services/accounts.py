@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from todo_mcp.db.models import User
 from todo_mcp.db.types import utcnow
+from todo_mcp.services.dates import check_timezone
 from todo_mcp.services.errors import DomainError, InvalidInput, TooManyAttempts, Unauthenticated
 from todo_mcp.services.users import create_user
 from todo_mcp.services.validation import clean_email, storable_text
@@ -71,11 +72,15 @@ async def _password_matches(password_hash: str | None, password: str) -> bool:
     return matches and password_hash is not None
 
 
-async def sign_up(session: AsyncSession, *, email: str, password: str, name: str | None = None) -> User:
+async def sign_up(
+    session: AsyncSession, *, email: str, password: str, name: str | None = None, timezone: str | None = None
+) -> User:
     clean_email(email)
+    if timezone is not None:
+        check_timezone(timezone)
     password_hash = await hash_password(check_password(password))
     return await create_user(
-        session, user_id=new_user_id(), email=email, name=name, password_hash=password_hash
+        session, user_id=new_user_id(), email=email, name=name, password_hash=password_hash, timezone=timezone
     )
 
 

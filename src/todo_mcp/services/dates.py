@@ -23,17 +23,22 @@ DEFAULT_TIMEZONE = "UTC"
 TIMEZONE_MAX = 64
 # "in N days" up to about ten years ahead: further than any plan, short of date overflow.
 MAX_DAYS_AHEAD = 3660
+# Due dates end well before the stand-in date that sorts undated tasks last (db/models.py).
+LAST_DUE_YEAR = 2999
 
 DueLabel = Literal["overdue", "today", "tomorrow"]
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _IN_DAYS = re.compile(r"in (\d{1,5}) days?")
+# A day word with a 24-hour time: "tomorrow 09:30", "friday at 17:00".
+_AT_TIME = re.compile(r"(.+?)(?: at)? (\d{1,2}):(\d{2})")
 
 DUE_FORMS = (
     "YYYY-MM-DD (2026-12-05), YYYY-MM-DDTHH:MM in the user's local time (2026-12-05T09:30), an "
     "ISO 8601 date-time with an offset (2026-12-05T09:30:00+01:00, converted to the user's time "
     "zone), or one of the words today, tomorrow, a weekday name such as friday (the next one), "
-    "next week (next Monday), in N days (in 3 days); an empty string removes the date"
+    "next week (next Monday), in N days (in 3 days), each optionally followed by a 24-hour time "
+    "(tomorrow 09:30, friday at 17:00); an empty string removes the date"
 )
 DAY_FORMS = "YYYY-MM-DD (2026-12-05), or one of today, tomorrow, a weekday name, next week, in N days"
 
@@ -106,7 +111,7 @@ class Due:
 NO_DUE = Due(date=None)
 
 
-def _day_from_word(word: str, today: date) -> date | None:
+def _day_from_word(word: str, today: date, field: str) -> date | None:
     if word == "today":
         return today
     if word == "tomorrow":
@@ -120,14 +125,14 @@ def _day_from_word(word: str, today: date) -> date | None:
     if match := _IN_DAYS.fullmatch(word):
         days = int(match.group(1))
         if days > MAX_DAYS_AHEAD:
-            raise InvalidInput(f"in N days takes at most {MAX_DAYS_AHEAD} days.")
+            raise InvalidInput(f"{field}: in N days takes at most {MAX_DAYS_AHEAD} days.")
         return today + timedelta(days=days)
     return None
 
 
 def resolve_day(text: str, now: LocalNow, field: str) -> date:
     """A date (YYYY-MM-DD or a word), for filters such as due_from."""
-    day = _day_from_word(" ".join(text.lower().split()), now.today)
+    day = _day_from_word(" ".join(text.lower().split()), now.today, field)
     if day is not None:
         return day
     try:
@@ -138,12 +143,33 @@ def resolve_day(text: str, now: LocalNow, field: str) -> date:
 
 def resolve_due(text: str, now: LocalNow, field: str = "due") -> Due:
     """What `due` means for this user now; `NO_DUE` for an empty string."""
+    due = _resolve_due(text, now, field)
+    check_due_date(due.date, field)
+    return due
+
+
+def check_due_date(day: date | None, field: str = "due") -> date | None:
+    if day is not None and day.year > LAST_DUE_YEAR:
+        raise InvalidInput(f"{field} must be a date before the year {LAST_DUE_YEAR + 1}.")
+    return day
+
+
+def _resolve_due(text: str, now: LocalNow, field: str) -> Due:
     raw = text.strip()
     if not raw:
         return NO_DUE
-    day = _day_from_word(" ".join(raw.lower().split()), now.today)
+    words = " ".join(raw.lower().split())
+    day = _day_from_word(words, now.today, field)
     if day is not None:
         return Due(date=day)
+    if (timed := _AT_TIME.fullmatch(words)) and (day := _day_from_word(timed.group(1), now.today, field)):
+        try:
+            at = time.fromisoformat(f"{int(timed.group(2)):02d}:{timed.group(3)}")
+        except ValueError:
+            raise InvalidInput(
+                f"{field}: {timed.group(2)}:{timed.group(3)} is not a time of day (00:00 to 23:59)."
+            ) from None
+        return _wall_clock_due(day, at, now.timezone, field)
     try:
         return Due(date=date.fromisoformat(raw))
     except ValueError:

@@ -9,7 +9,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from todo_mcp.db.models import User
-from todo_mcp.services.errors import Conflict, UserNotFound
+from todo_mcp.services.dates import DEFAULT_TIMEZONE, check_timezone
+from todo_mcp.services.errors import Conflict, InvalidInput, UserNotFound
 from todo_mcp.services.validation import check_user_id, clean_email, clean_name
 
 
@@ -20,12 +21,14 @@ async def create_user(
     email: str,
     name: str | None = None,
     password_hash: str | None = None,
+    timezone: str | None = None,
 ) -> User:
     user = User(
         id=check_user_id(user_id),
         email=clean_email(email),
         name=clean_name(name),
         password_hash=password_hash,
+        timezone=check_timezone(timezone) if timezone is not None else DEFAULT_TIMEZONE,
     )
     # Checked first for a precise message; the unique constraints still decide under races.
     taken = await session.exec(
@@ -53,6 +56,23 @@ async def require_user(session: AsyncSession, *, user_id: str) -> None:
     found = await session.exec(select(User.id).where(col(User.id) == user_id))
     if found.first() is None:
         raise UserNotFound(user_id)
+
+
+async def update_profile(
+    session: AsyncSession, *, user_id: str, name: str | None = None, timezone: str | None = None
+) -> User:
+    """Change the user's display name (an empty one clears it) and/or time zone."""
+    if name is None and timezone is None:
+        raise InvalidInput("Give a name, a timezone, or both; nothing was changed.")
+    new_timezone = check_timezone(timezone) if timezone is not None else None
+    new_name = clean_name(name) if name is not None else None
+    user = await get_user(session, user_id=user_id)
+    if name is not None:
+        user.name = new_name
+    if new_timezone is not None:
+        user.timezone = new_timezone
+    await session.flush()
+    return user
 
 
 async def list_users(session: AsyncSession) -> Sequence[User]:

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from todo_mcp.db.models import DESCRIPTION_MAX, EMAIL_MAX, NAME_MAX, TITLE_MAX, USER_ID_MAX
+from todo_mcp.db.models import (
+    CLIENT_REQUEST_ID_MAX,
+    DESCRIPTION_MAX,
+    EMAIL_MAX,
+    LABEL_MAX,
+    NAME_MAX,
+    TITLE_MAX,
+    USER_ID_MAX,
+)
 from todo_mcp.services.errors import InvalidInput
+
+LABELS_MAX = 10
 
 # Ids are 64-bit on PostgreSQL; a larger number cannot name a row and would overflow the driver.
 MAX_ROW_ID = 2**63 - 1
@@ -101,3 +112,41 @@ def check_page(limit: int, offset: int, *, max_limit: int) -> None:
         raise InvalidInput(f"limit must be between 1 and {max_limit}.")
     if not 0 <= offset <= MAX_ROW_ID:
         raise InvalidInput("offset must be zero or a positive integer.")
+
+
+def clean_labels(labels: Sequence[str], field: str = "labels") -> tuple[str, ...]:
+    """Labels stripped, as given otherwise, duplicates (compared case-insensitively) folded into
+    the first; at most LABELS_MAX of 1 to LABEL_MAX characters each."""
+    if isinstance(labels, str) or not isinstance(labels, Sequence):
+        raise InvalidInput(f'{field} must be a list of short texts, such as ["work", "urgent"].')
+    cleaned: list[str] = []
+    seen: set[str] = set()
+    for label in labels:
+        if not isinstance(label, str):
+            raise InvalidInput(f'{field} must be a list of short texts, such as ["work", "urgent"].')
+        text = storable_text(label, field).strip()
+        if not 1 <= len(text) <= LABEL_MAX:
+            raise InvalidInput(f"each of {field} must be 1 to {LABEL_MAX} characters long after trimming.")
+        if label_key(text) not in seen:
+            seen.add(label_key(text))
+            cleaned.append(text)
+    if len(cleaned) > LABELS_MAX:
+        raise InvalidInput(
+            f"a task has at most {LABELS_MAX} labels; {len(cleaned)} different ones were given."
+        )
+    return tuple(cleaned)
+
+
+def label_key(label: str) -> str:
+    """What labels are compared by: "Work" and "WORK" are one label."""
+    return label.casefold()
+
+
+def check_client_request_id(value: str) -> str:
+    storable_text(value, "client_request_id")
+    if not value.strip() or len(value) > CLIENT_REQUEST_ID_MAX:
+        raise InvalidInput(
+            f"client_request_id must be 1 to {CLIENT_REQUEST_ID_MAX} characters, such as a UUID you "
+            "make once per task and send again with every retry of the same add_task."
+        )
+    return value
