@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -204,7 +204,7 @@ class Filter:
     params: list[Any]
 
 
-def build_filter(conn: Connection, query: TaskQuery, now: LocalNow, params: list[Any]) -> str:
+def build_filter(conn: Connection, query: TaskQuery, now: LocalNow | None, params: list[Any]) -> str:
     """SQL conditions for `query`, appending their parameters to `params` ($1 is the user).
 
     The SQL is put together from fixed text and `$n` placeholders only; every value a caller
@@ -218,6 +218,9 @@ def build_filter(conn: Connection, query: TaskQuery, now: LocalNow, params: list
     conditions = ["tasks.user_id = $1"]
     if query.status != "all":
         conditions.append(f"tasks.completed = {param(query.status == 'completed')}")
+    if not query.depends_on_today:
+        return _without_dates(query, conditions, param)
+    assert now is not None, "a filter on dates is written with the user's today"
     today = now.today
     if query.due == "overdue":
         # Never a completed task: it is done, whatever its date said.
@@ -239,6 +242,11 @@ def build_filter(conn: Connection, query: TaskQuery, now: LocalNow, params: list
         )
     if query.due_to is not None:
         conditions.append(f"tasks.due_date <= {param(conn.day(resolve_day(query.due_to, now, 'due_to')))}")
+    return _without_dates(query, conditions, param)
+
+
+def _without_dates(query: TaskQuery, conditions: list[str], param: Callable[[Any], str]) -> str:
+    """The conditions after the status and dates: priority, labels, text."""
     if query.priorities:
         ranks = ", ".join(param(PRIORITY_RANK[priority]) for priority in query.priorities)
         conditions.append(f"tasks.priority_rank IN ({ranks})")
@@ -265,24 +273,27 @@ def counts_from_labels(query: TaskQuery) -> bool:
     )
 
 
-def count_query(
-    conn: Connection, query: TaskQuery, now: LocalNow, where: str, params: list[Any]
-) -> tuple[str, list[Any]]:
-    """The SQL and parameters that count every match of `query` (`where` with its `params`)."""
+def count_query(query: TaskQuery, where: str, params: list[Any]) -> str:
+    """A SELECT that counts every match of `query` (`where`, whose parameters are in `params`),
+    appending any parameters of its own to `params`."""
     if not counts_from_labels(query):
-        return f"SELECT COUNT(*) FROM tasks WHERE {where}", params  # noqa: S608
-    counting: list[Any] = [params[0], query.label_keys[0]]
-    sql = "SELECT COUNT(*) FROM task_labels AS first WHERE first.user_id = $1 AND first.label_key = $2"
+        return f"SELECT COUNT(*) FROM tasks WHERE {where}"  # noqa: S608
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    first_key = param(query.label_keys[0])
+    sql = "SELECT COUNT(*) FROM task_labels AS first WHERE first.user_id = $1 "
+    sql += f"AND first.label_key = {first_key}"
     if query.status != "all":
-        counting.append(query.status == "completed")
-        sql += f" AND first.completed = ${len(counting)}"
+        sql += f" AND first.completed = {param(query.status == 'completed')}"
     for key in query.label_keys[1:]:
-        counting.append(key)
         sql += (
             " AND EXISTS (SELECT 1 FROM task_labels AS other WHERE other.task_id = first.task_id "  # noqa: S608
-            f"AND other.label_key = ${len(counting)})"
+            f"AND other.label_key = {param(key)})"
         )
-    return sql, counting
+    return sql
 
 
 def order_by(query: TaskQuery) -> str:

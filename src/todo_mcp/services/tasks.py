@@ -42,7 +42,6 @@ from todo_mcp.services.task_listing import (
     build_filter,
     check_priority,
     count_query,
-    counts_from_labels,
     cursor_key,
     key_of_row,
     order_by,
@@ -317,53 +316,57 @@ async def list_tasks(
     codec: CursorCodec = DEVELOPMENT_CURSORS,
     clock: Clock = SYSTEM_CLOCK,
 ) -> TaskPage:
-    """One page of the user's tasks that match `query`, in its order, and how many match."""
+    """One page of the user's tasks that match `query`, in its order, and how many match.
+
+    One statement in the common case: the page, its total and the user's time zone together.
+    A filter on dates needs the user's today before the query is written, so it reads the zone
+    first; an empty page asks again for the zone and the total (and finds an unknown user).
+    """
     check_user_id(user_id)
     query = query or TaskQuery()
-    timezone = await user_timezone(conn, user_id=user_id)
-    now = LocalNow.of(timezone, clock)
+    timezone = await user_timezone(conn, user_id=user_id) if query.depends_on_today else None
+    dated_now = LocalNow.of(timezone, clock) if timezone is not None else None
     params: list[Any] = [user_id]
-    where = build_filter(conn, query, now, params)
+    where = build_filter(conn, query, dated_now, params)
     fingerprint = query.fingerprint(user_id)
-    filter_params = list(params)
+    filter_params = len(params)
+    total_sql = count_query(query, where, params)
     page_where = where
     if query.cursor is not None:
         key = codec.decode(query.cursor, fingerprint, KEY_KINDS[query.sort])
         page_where = f"{where} AND {after_cursor(conn, query, key, params)}"
     keys = SORT_KEYS[query.sort]
-    # The total rides on the page query (an uncorrelated subquery, evaluated once), unless it is
-    # counted from the label index alone (`count_query`), after the page.
-    labels_only = counts_from_labels(query)
-    total_sql = "0" if labels_only else f"(SELECT COUNT(*) FROM tasks WHERE {where})"  # noqa: S608
     # The page's ids first, from the order's index alone (an index-only scan that also probes
-    # the label index), then the 51 rows: the filters are checked on index entries, and only the
-    # tasks shown are read from the table. Read whole, every task passed over would be (a filtered
-    # page of 10,000 tasks read 550 rows for 51, 2 ms of PostgreSQL's time, against 0.4).
+    # the label index), then the rows shown: the filters are checked on index entries, and only
+    # the tasks shown are read from the table. Read whole, every task passed over would be (a
+    # filtered page of 10,000 tasks read 550 rows for 51, 2 ms of PostgreSQL's time, against 0.4).
     page_keys = ", ".join(f"{key} AS k{index}" for index, key in enumerate(keys))
-    outer_order = ", ".join(
-        f"page.k{index}{' DESC' if query.order == 'desc' else ''}" for index in range(len(keys))
-    )
+    direction = " DESC" if query.order == "desc" else ""
+    outer_order = ", ".join(f"page.k{index}{direction}" for index in range(len(keys)))
+    selected_keys = ", ".join(f"page.k{index}" for index in range(len(keys)))
     sql = (
-        f"SELECT {_COLUMNS}, {', '.join(f'page.k{index}' for index in range(len(keys)))}, {total_sql} "  # noqa: S608
-        f"FROM (SELECT tasks.id AS page_id, {page_keys} FROM tasks WHERE {page_where} "
+        f"SELECT {_COLUMNS}, {selected_keys}, (SELECT timezone FROM users WHERE users.id = $1), "  # noqa: S608
+        f"({total_sql}) FROM (SELECT tasks.id AS page_id, {page_keys} FROM tasks WHERE {page_where} "
         f"ORDER BY {order_by(query)} LIMIT {query.limit + 1}) AS page "
         f"JOIN tasks ON tasks.id = page.page_id ORDER BY {outer_order}"
     )
     rows = await conn.fetch(sql, *params)
-    if len(rows) <= query.limit and query.cursor is None:
-        total = len(rows)  # everything that matches is on this one page
-    elif rows and not labels_only:
-        total = int(rows[0][-1])
+    if rows:
+        timezone, total = rows[0][-2], int(rows[0][-1])
     else:
-        count_sql, count_params = count_query(conn, query, now, where, filter_params)
-        counted = await conn.fetchrow(count_sql, *count_params)
-        total = int(counted[0]) if counted is not None else 0
+        found = await conn.fetchrow(
+            f"SELECT timezone, (SELECT COUNT(*) FROM tasks WHERE {where}) FROM users WHERE id = $1",  # noqa: S608
+            *params[:filter_params],
+        )
+        if found is None:
+            raise UserNotFound(user_id)
+        timezone, total = found[0], int(found[1])
+    now = dated_now or LocalNow.of(timezone, clock)
     shown = rows[: query.limit]
     tasks = [_task(conn, row, now) for row in shown]
     next_cursor = None
     if len(rows) > query.limit:
-        last = shown[-1]
-        next_cursor = codec.encode(fingerprint, key_of_row(conn, query, last[12 : 12 + len(keys)]))
+        next_cursor = codec.encode(fingerprint, key_of_row(conn, query, shown[-1][12 : 12 + len(keys)]))
     return TaskPage(
         tasks=tasks,
         total=total,
