@@ -379,3 +379,31 @@ async def test_labels_query_and_counts_never_reach_another_users_tasks(
     async with db.connect() as conn:
         with pytest.raises(TaskNotFound):
             await tasks.update_task(conn, user_id=other, task_id=task.id, labels=["mine now"], clock=clock)
+
+
+async def test_a_labelled_page_in_due_order_follows_every_change_of_date_priority_and_completion(
+    db: Database, user_factory: UserFactory, clock: FrozenClock
+) -> None:
+    # Such a page is read from the label rows, which repeat the task's date, priority and state.
+    user = await user_factory()
+    first = await add(db, user, "first", clock, labels=["work"], due="2026-12-10")
+    second = await add(db, user, "second", clock, labels=["work", "home"], due="2026-12-11")
+    await add(db, user, "third", clock, labels=["work"])
+    by_due = {"labels": ["work"], "status": "pending", "sort": "due"}
+    assert await titles(db, user, clock, **by_due) == ["first", "second", "third"]
+    async with db.connect() as conn:
+        await tasks.update_task(conn, user_id=user, task_id=first.id, due="2026-12-12", clock=clock)
+        await tasks.update_task(
+            conn, user_id=user, task_id=second.id, priority="high", due="2026-12-12", clock=clock
+        )
+    assert await titles(db, user, clock, **by_due) == ["second", "first", "third"]
+    async with db.connect() as conn:
+        await tasks.complete_task(conn, user_id=user, task_id=second.id, clock=clock)
+        await tasks.update_task(conn, user_id=user, task_id=first.id, due="", clock=clock)
+    assert await titles(db, user, clock, **by_due) == ["first", "third"]
+    assert await titles(db, user, clock, **(by_due | {"status": "completed"})) == ["second"]
+    assert await titles(db, user, clock, labels=["work", "home"], sort="due") == ["second"]
+    async with db.connect() as conn:
+        await tasks.update_task(conn, user_id=user, task_id=second.id, completed=False, clock=clock)
+    page = await listing(db, user, clock, **by_due, limit=1)
+    assert ([t.title for t in page.tasks], page.total) == (["second"], 3)

@@ -128,21 +128,39 @@ class Task(SQLModel, table=True):
 class TaskLabel(SQLModel, table=True):
     """One label of a task, by its casefolded key: "tasks labelled X" is an indexed lookup.
 
-    The task's completion is repeated here so that "how many pending tasks are labelled X", the
-    total of the commonest filtered list, is counted from this index alone (0.5 ms for 2,000
-    labelled tasks, against 2.7 ms joined to tasks).
+    The task's completion, due date and priority are repeated here so that the commonest filtered
+    list ("pending tasks labelled X, by due date") takes its page and its total from this index
+    alone: 51 entries for a page of 50, where walking the tasks in due order and probing each for
+    the label read 550 of them, and 0.5 ms for a total of 2,000 against 2.7 ms joined to tasks.
     """
 
     __tablename__ = "task_labels"
     __table_args__ = (
-        Index("ix_task_labels_user_id_label_key", "user_id", "label_key", "completed", "task_id"),
+        # A label's tasks in the order of sort=due: a filtered page is the first entries.
+        Index(
+            "ix_task_labels_user_id_label_key",
+            "user_id",
+            "label_key",
+            "completed",
+            text(DUE_DATE_ORDER),
+            text(DUE_TIME_ORDER),
+            "priority_rank",
+            "task_id",
+            postgresql_include=["due_date", "due_time"],
+        ),
     )
 
     task_id: int = Field(foreign_key="tasks.id", ondelete="CASCADE", primary_key=True, sa_type=RowId)
     label_key: str = Field(primary_key=True, max_length=LABEL_KEY_MAX)
     user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", max_length=USER_ID_MAX)
+    # The task's own values, kept equal to them by every write (services/tasks.py).
     completed: bool = Field(
         default=False, sa_type=Boolean, nullable=False, sa_column_kwargs={"server_default": false()}
+    )
+    due_date: date | None = Field(default=None, sa_type=Date)
+    due_time: str | None = Field(default=None, sa_type=String(5))
+    priority_rank: int = Field(
+        default=3, sa_type=SmallInteger, nullable=False, sa_column_kwargs={"server_default": "3"}
     )
 
 

@@ -38,13 +38,14 @@ from todo_mcp.services.task_listing import (
     CursorCodec,
     Priority,
     TaskQuery,
-    after_cursor,
     build_filter,
     check_priority,
     count_query,
     cursor_key,
     key_of_row,
-    order_by,
+    label_page_ids,
+    labels_lead,
+    task_page_ids,
 )
 from todo_mcp.services.validation import (
     check_client_request_id,
@@ -95,7 +96,10 @@ _SET_ALL = (
 )
 _DELETE = "DELETE FROM tasks WHERE id = $1"
 _DELETE_LABELS = "DELETE FROM task_labels WHERE task_id = $1"
-_SET_LABELS_COMPLETED = "UPDATE task_labels SET completed = $2 WHERE task_id = $1"
+_MIRROR_TO_LABELS = (
+    "UPDATE task_labels SET completed = $2, due_date = $3, due_time = $4, priority_rank = $5 "
+    "WHERE task_id = $1"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,19 +235,34 @@ async def _resolve_due(
     return resolve_due(due, LocalNow.of(zone_name, clock)), zone_name
 
 
-async def _write_labels(
-    conn: Connection, task_id: int, user_id: str, labels: Sequence[str], completed: bool
-) -> None:
+async def _write_labels(conn: Connection, task: TaskRecord, labels: Sequence[str]) -> None:
+    """The task's label rows, each with the task's completion, due date and priority."""
     if not labels:
         return
-    values = ", ".join(f"($1, $2, $3, ${index + 4})" for index in range(len(labels)))
+    values = ", ".join(f"($1, $2, $3, $4, $5, $6, ${index + 7})" for index in range(len(labels)))
     await conn.execute(
-        f"INSERT INTO task_labels (task_id, user_id, completed, label_key) VALUES {values}",  # noqa: S608
-        task_id,
-        user_id,
-        completed,
+        "INSERT INTO task_labels (task_id, user_id, completed, due_date, due_time, priority_rank, "  # noqa: S608
+        f"label_key) VALUES {values}",
+        *_mirrored(conn, task),
         *(label_key(label) for label in labels),
     )
+
+
+def _mirrored(conn: Connection, task: TaskRecord) -> tuple[Any, ...]:
+    return (
+        task.id,
+        task.user_id,
+        task.completed,
+        conn.day(task.due_date) if task.due_date is not None else None,
+        task.due_time,
+        PRIORITY_RANK[task.priority],
+    )
+
+
+async def _mirror_to_labels(conn: Connection, task: TaskRecord) -> None:
+    """Keep the task's label rows equal to the task in what they repeat of it."""
+    task_id, _, *values = _mirrored(conn, task)
+    await conn.execute(_MIRROR_TO_LABELS, task_id, *values)
 
 
 async def add_task(
@@ -295,7 +314,7 @@ async def add_task(
             row = await _insert(conn, user_id, values)
             assert row is not None
         task = _record(conn, row, clock)
-        await _write_labels(conn, task.id, user_id, tags, completed=False)
+        await _write_labels(conn, task, tags)
     return Added(task=task, note=resolved.note)
 
 
@@ -327,27 +346,25 @@ async def list_tasks(
     timezone = await user_timezone(conn, user_id=user_id) if query.depends_on_today else None
     dated_now = LocalNow.of(timezone, clock) if timezone is not None else None
     params: list[Any] = [user_id]
-    where = build_filter(conn, query, dated_now, params)
     fingerprint = query.fingerprint(user_id)
-    filter_params = len(params)
-    total_sql = count_query(query, where, params)
-    page_where = where
-    if query.cursor is not None:
-        key = codec.decode(query.cursor, fingerprint, KEY_KINDS[query.sort])
-        page_where = f"{where} AND {after_cursor(conn, query, key, params)}"
+    key = codec.decode(query.cursor, fingerprint, KEY_KINDS[query.sort]) if query.cursor is not None else None
     keys = SORT_KEYS[query.sort]
-    # The page's ids first, from the order's index alone (an index-only scan that also probes
-    # the label index), then the rows shown: the filters are checked on index entries, and only
-    # the tasks shown are read from the table. Read whole, every task passed over would be (a
-    # filtered page of 10,000 tasks read 550 rows for 51, 2 ms of PostgreSQL's time, against 0.4).
-    page_keys = ", ".join(f"{key} AS k{index}" for index, key in enumerate(keys))
+    if labels_lead(query):
+        # Labels, completion and due order alone: page and total both from the label index.
+        total_sql = count_query(query, "", params)
+        fallback_total, counted = total_sql, len(params)
+        page_ids = label_page_ids(conn, query, key, params)
+    else:
+        where = build_filter(conn, query, dated_now, params)
+        fallback_total, counted = f"SELECT COUNT(*) FROM tasks WHERE {where}", len(params)  # noqa: S608
+        total_sql = count_query(query, where, params)
+        page_ids = task_page_ids(conn, query, where, key, params)
     direction = " DESC" if query.order == "desc" else ""
     outer_order = ", ".join(f"page.k{index}{direction}" for index in range(len(keys)))
     selected_keys = ", ".join(f"page.k{index}" for index in range(len(keys)))
     sql = (
         f"SELECT {_COLUMNS}, {selected_keys}, (SELECT timezone FROM users WHERE users.id = $1), "  # noqa: S608
-        f"({total_sql}) FROM (SELECT tasks.id AS page_id, {page_keys} FROM tasks WHERE {page_where} "
-        f"ORDER BY {order_by(query)} LIMIT {query.limit + 1}) AS page "
+        f"({total_sql}) FROM ({page_ids}) AS page "
         f"JOIN tasks ON tasks.id = page.page_id ORDER BY {outer_order}"
     )
     rows = await conn.fetch(sql, *params)
@@ -355,8 +372,8 @@ async def list_tasks(
         timezone, total = rows[0][-2], int(rows[0][-1])
     else:
         found = await conn.fetchrow(
-            f"SELECT timezone, (SELECT COUNT(*) FROM tasks WHERE {where}) FROM users WHERE id = $1",  # noqa: S608
-            *params[:filter_params],
+            f"SELECT timezone, ({fallback_total}) FROM users WHERE id = $1",  # noqa: S608
+            *params[:counted],
         )
         if found is None:
             raise UserNotFound(user_id)
@@ -428,7 +445,7 @@ async def _set_completed(
         conn.time(now),
     )
     if task.labels:
-        await conn.execute(_SET_LABELS_COMPLETED, task.id, completed)
+        await _mirror_to_labels(conn, changed)
     return _labelled(changed, clock, timezone)
 
 
@@ -525,9 +542,9 @@ async def update_task(
             )
             if changed.labels != task.labels:
                 await conn.execute(_DELETE_LABELS, task.id)
-                await _write_labels(conn, task.id, user_id, changed.labels, changed.completed)
-            elif changed.labels and changed.completed != task.completed:
-                await conn.execute(_SET_LABELS_COMPLETED, task.id, changed.completed)
+                await _write_labels(conn, changed, changed.labels)
+            elif changed.labels and _mirrored(conn, changed) != _mirrored(conn, task):
+                await _mirror_to_labels(conn, changed)
             changed = _labelled(changed, clock, timezone)
     updated: list[TaskField] = [name for name, value in given.items() if value is not None]  # type: ignore[misc]
     return Update(task=changed, updated_fields=updated, note=resolved.note if resolved is not None else None)

@@ -84,6 +84,9 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(length=255), nullable=False),
         sa.Column("label_key", sa.String(length=120), nullable=False),
         sa.Column("completed", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("due_date", sa.Date(), nullable=True),
+        sa.Column("due_time", sa.String(length=5), nullable=True),
+        sa.Column("priority_rank", sa.SmallInteger(), server_default="3", nullable=False),
         sa.ForeignKeyConstraint(
             ["task_id"], ["tasks.id"], name=op.f("fk_task_labels_task_id_tasks"), ondelete="CASCADE"
         ),
@@ -93,7 +96,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("task_id", "label_key", name=op.f("pk_task_labels")),
     )
     op.create_index(
-        "ix_task_labels_user_id_label_key", "task_labels", ["user_id", "label_key", "completed", "task_id"]
+        "ix_task_labels_user_id_label_key",
+        "task_labels",
+        [
+            "user_id",
+            "label_key",
+            "completed",
+            sa.text(DUE_ORDER[0]),
+            sa.text(DUE_ORDER[1]),
+            "priority_rank",
+            "task_id",
+        ],
+        postgresql_include=["due_date", "due_time"],
     )
 
     # Existing rows: searchable as new ones are, and a completion time for the completed ones
