@@ -24,6 +24,7 @@ from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, Unauthenticated
 from todo_mcp.services.identity import Caller, authorize
 from todo_mcp.services.task_listing import CursorCodec, cursor_key
+from todo_mcp.services.tasks import DEVELOPMENT_CURSORS
 
 log = logging.getLogger("todo_mcp.tools")
 
@@ -68,7 +69,7 @@ class ToolRuntime:
         self.db = db
         # Every "today" of the tools comes from this clock; tests freeze it here.
         self.clock = clock
-        self.cursors = cursors or CursorCodec(cursor_key(None))
+        self.cursors = cursors or DEVELOPMENT_CURSORS
         # The caller when no HTTP request set one: the stdio user, or an in-process test's.
         # None makes a request without a verified caller fail closed.
         self._process_caller = process_caller

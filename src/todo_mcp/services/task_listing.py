@@ -340,11 +340,7 @@ def label_page_ids(conn: Connection, query: TaskQuery, key: list[Any] | None, pa
             f"AND other.label_key = {param(other)})"
         )
     if key is not None:
-        placeholders = [
-            param(_key_param(conn, kind, value)) for kind, value in zip(KEY_KINDS["due"], key, strict=True)
-        ]
-        operator = "<" if query.order == "desc" else ">"
-        conditions.append(f"({', '.join(LABEL_DUE_KEYS)}) {operator} ({', '.join(placeholders)})")
+        conditions.append(after_cursor(conn, query, key, params, LABEL_DUE_KEYS))
     direction = " DESC" if query.order == "desc" else ""
     order = ", ".join(f"{column}{direction}" for column in LABEL_DUE_KEYS)
     return (
@@ -358,14 +354,21 @@ def order_by(query: TaskQuery) -> str:
     return ", ".join(f"{key}{direction}" for key in SORT_KEYS[query.sort])
 
 
-def after_cursor(conn: Connection, query: TaskQuery, key: list[Any], params: list[Any]) -> str:
-    """The condition "after the last task shown" in the query's order, as one row comparison."""
+def after_cursor(
+    conn: Connection,
+    query: TaskQuery,
+    key: list[Any],
+    params: list[Any],
+    columns: Sequence[str] | None = None,
+) -> str:
+    """The condition "after the last task shown" in the query's order, as one row comparison
+    over `columns` (the order's keys on tasks unless given)."""
     placeholders = []
     for kind, value in zip(KEY_KINDS[query.sort], key, strict=True):
         params.append(_key_param(conn, kind, value))
         placeholders.append(f"${len(params)}")
     operator = "<" if query.order == "desc" else ">"
-    return f"({', '.join(SORT_KEYS[query.sort])}) {operator} ({', '.join(placeholders)})"
+    return f"({', '.join(columns or SORT_KEYS[query.sort])}) {operator} ({', '.join(placeholders)})"
 
 
 def _key_param(conn: Connection, kind: str, value: Any) -> Any:
