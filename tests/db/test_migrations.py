@@ -211,3 +211,50 @@ def _timestamp(database: Database, value: str) -> Any:
     if database.engine.dialect.name == "sqlite":
         return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     return moment
+
+
+async def test_0004_keeps_every_message_and_its_order_up_and_down(empty_database: Database) -> None:
+    await migrate.upgrade(empty_database, "0003")
+    at = _timestamp(empty_database, "2026-11-30 08:00:00+00:00")
+    await _execute(
+        empty_database,
+        "INSERT INTO users (id, email, created_at, failed_logins, timezone) "
+        "VALUES ('talker', 'talker@example.com', :at, 0, 'UTC')",
+        at=at,
+    )
+    await _execute(
+        empty_database,
+        "INSERT INTO conversations (id, user_id, created_at, updated_at) VALUES (1, 'talker', :at, :at)",
+        at=at,
+    )
+    for message_id, role, content in [(1, "user", "add milk"), (2, "assistant", "Added milk.")]:
+        await _execute(
+            empty_database,
+            "INSERT INTO messages (id, conversation_id, user_id, role, content, created_at) "
+            "VALUES (:id, 1, 'talker', :role, :content, :at)",
+            id=message_id,
+            role=role,
+            content=content,
+            at=at,
+        )
+
+    await migrate.upgrade(empty_database)
+
+    rows = await _execute(
+        empty_database,
+        "SELECT id, role, content, tool_calls FROM messages WHERE conversation_id = 1 ORDER BY id",
+    )
+    assert [tuple(row) for row in rows] == [
+        (1, "user", "add milk", None),
+        (2, "assistant", "Added milk.", None),
+    ]
+
+    await migrate.downgrade(empty_database, "0003")
+
+    rows = await _execute(empty_database, "SELECT id, role, content FROM messages ORDER BY id")
+    assert [tuple(row) for row in rows] == [(1, "user", "add milk"), (2, "assistant", "Added milk.")]
+    async with empty_database.engine_connection() as connection:
+        columns = await connection.run_sync(
+            lambda sync: {column["name"] for column in inspect(sync).get_columns("messages")}
+        )
+    assert "tool_calls" not in columns

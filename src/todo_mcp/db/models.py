@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Date,
@@ -178,14 +180,17 @@ class Message(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         CheckConstraint("role IN ('user', 'assistant')", name="role"),
+        # A conversation's newest messages first, for the history an assistant reply loads.
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=RowId)
-    conversation_id: int = Field(
-        foreign_key="conversations.id", ondelete="CASCADE", index=True, sa_type=RowId
-    )
+    conversation_id: int = Field(foreign_key="conversations.id", ondelete="CASCADE", sa_type=RowId)
     user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", index=True, max_length=USER_ID_MAX)
     role: str = Field(sa_type=String(20), nullable=False)
     content: str = Field(sa_type=Text, nullable=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    # An assistant message's tool calls, in order: [{name, arguments, result}], result being the
+    # envelope the tool answered. None for user messages and for replies that called no tool.
+    tool_calls: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)

@@ -6,7 +6,8 @@ Scoped to their user exactly like tasks: another user's conversation is reported
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -66,19 +67,35 @@ async def list_conversations(
     return result.all()
 
 
+def check_content(content: str, field: str = "content") -> str:
+    if not storable_text(content, field).strip():
+        raise InvalidInput(f"{field} must not be empty.")
+    if len(content) > MESSAGE_MAX:
+        raise InvalidInput(f"{field} is {len(content)} characters; the limit is {MESSAGE_MAX}.")
+    return content
+
+
 async def append_message(
-    session: AsyncSession, *, user_id: str, conversation_id: int, role: str, content: str
+    session: AsyncSession,
+    *,
+    user_id: str,
+    conversation_id: int,
+    role: str,
+    content: str,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> Message:
     if role not in get_args(Role):
         raise InvalidInput("role must be 'user' or 'assistant'.")
-    if not storable_text(content, "content").strip():
-        raise InvalidInput("content must not be empty.")
-    if len(content) > MESSAGE_MAX:
-        raise InvalidInput(f"content is {len(content)} characters; the limit is {MESSAGE_MAX}.")
+    check_content(content)
     conversation = await get_conversation(session, user_id=user_id, conversation_id=conversation_id)
     now = utcnow()
     message = Message(
-        conversation_id=conversation_id, user_id=user_id, role=role, content=content, created_at=now
+        conversation_id=conversation_id,
+        user_id=user_id,
+        role=role,
+        content=content,
+        created_at=now,
+        tool_calls=tool_calls or None,
     )
     conversation.updated_at = now
     session.add(message)
@@ -104,3 +121,40 @@ async def list_messages(
         .offset(offset)
     )
     return result.all()
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The newest messages of a conversation that fit a budget, oldest first."""
+
+    messages: Sequence[Message]
+    # True when older messages exist that were left out.
+    cut: bool
+
+    @property
+    def characters(self) -> int:
+        return sum(len(message.content) for message in self.messages)
+
+
+async def recent_history(
+    session: AsyncSession, *, user_id: str, conversation_id: int, max_messages: int, max_characters: int
+) -> History:
+    """The conversation's most recent messages, at most `max_messages` and together at most
+    `max_characters` long; the oldest are dropped first, and never one from the middle."""
+    await get_conversation(session, user_id=user_id, conversation_id=conversation_id)
+    result = await session.exec(
+        select(Message)
+        .where(col(Message.conversation_id) == conversation_id)
+        .order_by(col(Message.id).desc())
+        .limit(max_messages + 1)
+    )
+    newest_first = result.all()
+    kept: list[Message] = []
+    used = 0
+    for message in newest_first[:max_messages]:
+        used += len(message.content)
+        if used > max_characters:
+            break
+        kept.append(message)
+    kept.reverse()
+    return History(messages=kept, cut=len(kept) < len(newest_first))
