@@ -112,11 +112,45 @@ class Settings(BaseSettings):
     # off unless asked for (for example when running under opentelemetry-instrument).
     mcp_tracing: bool = False
 
+    # The assistant (POST /api/{user_id}/chat). No CHAT_MODEL: the built-in offline model.
+    chat_model: str | None = Field(
+        default=None,
+        description="Model name at an OpenAI-compatible endpoint, e.g. gpt-4.1-mini or llama3.1.",
+    )
+    chat_base_url: str | None = Field(
+        default=None, description="An OpenAI-compatible API, e.g. http://localhost:11434/v1 (Ollama)."
+    )
+    chat_api_key: SecretStr | None = None
+    # Where the assistant's agent reaches the tools; empty: this process's own MCP server.
+    chat_mcp_url: str | None = None
+    chat_timeout_seconds: float = Field(default=60.0, gt=0, le=900, description="For a whole reply.")
+    chat_model_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=900, description="For one model request."
+    )
+    chat_tool_timeout_seconds: float = Field(default=10.0, gt=0, le=300, description="For one tool call.")
+    chat_max_turns: int = Field(default=10, ge=1, le=100, description="Model calls in one reply, at most.")
+    chat_history_messages: int = Field(default=40, ge=0, le=1000)
+    chat_history_characters: int = Field(default=16_000, ge=0, le=1_000_000)
+    # The Agents SDK sends traces to OpenAI when on; off unless asked for.
+    chat_tracing: bool = False
+
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "api_cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("chat_model", "chat_base_url", "chat_mcp_url", mode="after")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("chat_base_url", "chat_mcp_url", mode="after")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ConfigError("CHAT_BASE_URL and CHAT_MCP_URL must be http:// or https:// URLs")
         return value
 
     @field_validator("database_url", mode="after")
@@ -136,6 +170,8 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "JWT_JWKS_URL and JWT_PUBLIC_KEY need an asymmetric JWT_ALGORITHM such as RS256 or EdDSA"
             )
+        if self.chat_base_url and not self.chat_model:
+            raise ConfigError("CHAT_BASE_URL is set but CHAT_MODEL is not: name the model to use there")
         if self.environment is Environment.PRODUCTION:
             if not self.auth_enabled:
                 raise ConfigError(

@@ -103,7 +103,8 @@ async def test_messages_of_both_roles_are_read_back_in_the_order_written(
         ("user", "  Thanks!\n"),
     ]
     assert {m["conversation_id"] for m in items} == {conversation["id"]}
-    assert set(items[0]) == {"id", "conversation_id", "role", "content", "created_at"}
+    assert set(items[0]) == {"id", "conversation_id", "role", "content", "tool_calls", "created_at"}
+    assert all(m["tool_calls"] == [] for m in items)
     assert next_offset is None
 
 

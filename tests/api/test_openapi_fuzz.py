@@ -56,6 +56,7 @@ DOCUMENTED: Final = {
     "/api/{user_id}/conversations": {"get", "post"},
     "/api/{user_id}/conversations/{conversation_id}": {"get"},
     "/api/{user_id}/conversations/{conversation_id}/messages": {"get", "post"},
+    "/api/{user_id}/chat": {"post"},
 }
 # Every operation of the app, as schemathesis labels it.
 OPERATIONS: Final = [
@@ -139,6 +140,7 @@ BODY_OPERATIONS: Final = {
     "PUT /api/{user_id}/tasks/{task_id}": "/api/{user}/tasks/1",
     "PATCH /api/{user_id}/tasks/{task_id}/complete": "/api/{user}/tasks/1/complete",
     "POST /api/{user_id}/conversations/{conversation_id}/messages": "/api/{user}/conversations/1/messages",
+    "POST /api/{user_id}/chat": "/api/{user}/chat",
 }
 
 

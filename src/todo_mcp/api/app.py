@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from time import perf_counter
 from typing import Any
@@ -17,8 +17,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import todo_mcp
-from todo_mcp.api import auth_routes, conversation_routes, task_routes
+from todo_mcp.api import auth_routes, chat_routes, conversation_routes, task_routes
 from todo_mcp.api.schemas import Problem, ValidationErrorBody
+from todo_mcp.assistant.setup import AssistantSetup, build_assistant
 from todo_mcp.config import Settings
 from todo_mcp.db.engine import Database
 from todo_mcp.heap import settle_heap
@@ -154,12 +155,27 @@ INVALID_REQUEST: dict[int | str, dict[str, Any]] = {
 
 
 def build_api_app(
-    settings: Settings, db: Database, *, dispose_on_shutdown: bool = True, clock: Clock = SYSTEM_CLOCK
+    settings: Settings,
+    db: Database,
+    *,
+    dispose_on_shutdown: bool = True,
+    clock: Clock = SYSTEM_CLOCK,
+    assistant: AssistantSetup | None = None,
 ) -> FastAPI:
+    """The REST app. `assistant` replaces the one the settings describe (tests give theirs)."""
+    assistant = assistant or build_assistant(settings, db)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        settle_heap()
-        yield
+        async with AsyncExitStack() as stack:
+            if assistant.tools_app is not None:
+                # The assistant's own MCP server runs as long as this app.
+                await stack.enter_async_context(
+                    assistant.tools_app.router.lifespan_context(assistant.tools_app)
+                )
+            stack.push_async_callback(assistant.close)
+            settle_heap()
+            yield
         if dispose_on_shutdown:
             await db.dispose()
 
@@ -175,6 +191,7 @@ def build_api_app(
     # Every "today" of the routes comes from this clock; tests freeze it here.
     app.state.clock = clock
     app.state.cursors = cursor_codec(settings)
+    app.state.assistant = assistant
     app.add_exception_handler(DomainError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_invalid_request)
     app.add_exception_handler(HTTPException, handle_http_error)
@@ -187,7 +204,7 @@ def build_api_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(RequestLog)
-    for router in (auth_routes.router, task_routes.router, conversation_routes.router):
+    for router in (auth_routes.router, task_routes.router, conversation_routes.router, chat_routes.router):
         app.include_router(router, responses=INVALID_REQUEST)
 
     @app.get("/health", tags=["operations"], summary="The process is up")

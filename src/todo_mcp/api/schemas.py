@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -265,11 +265,28 @@ class MessageCreate(BaseModel):
     content: str = Field(description="1-32000 characters.")
 
 
+class ToolCallPublic(BaseModel):
+    """One tool call the assistant made, as it made it and as the tool answered."""
+
+    name: str = Field(examples=["add_task"])
+    arguments: dict[str, Any] | str = Field(
+        description="The arguments the model sent, as a JSON object (as raw text when they were not one).",
+        examples=[{"user_id": "u_3f9c", "title": "Call the dentist", "due": "tomorrow 09:00"}],
+    )
+    result: dict[str, Any] = Field(
+        description="The tool's result envelope {status, data, message}; for a call that never reached "
+        "a tool (an unknown tool name, arguments that are not JSON) an error envelope saying so."
+    )
+
+
 class MessagePublic(BaseModel):
     id: int
     conversation_id: int
     role: Literal["user", "assistant"]
     content: str
+    tool_calls: list[ToolCallPublic] = Field(
+        default_factory=list, description="The tools the assistant called for this reply, in order."
+    )
     created_at: datetime
 
     @classmethod
@@ -281,6 +298,7 @@ class MessagePublic(BaseModel):
             conversation_id=message.conversation_id,
             role=role,
             content=message.content,
+            tool_calls=[ToolCallPublic.model_validate(call) for call in message.tool_calls or ()],
             created_at=message.created_at,
         )
 
@@ -293,3 +311,27 @@ class ConversationPage(BaseModel):
 class MessagePage(BaseModel):
     items: list[MessagePublic]
     next_offset: int | None = Field(description="Pass as offset for the next page; null on the last page.")
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"message": "Remind me to call the dentist tomorrow at 9"},
+                {"conversation_id": 12, "message": "What's due today?"},
+            ]
+        }
+    )
+
+    conversation_id: int | None = Field(
+        default=None, description="The conversation to continue; omit it to start a new one."
+    )
+    message: str = Field(description="What the user says, 1-32000 characters.")
+
+
+class ChatResponse(BaseModel):
+    conversation_id: int = Field(description="Send it with the next message to continue the conversation.")
+    response: str = Field(
+        description="The assistant's answer.", examples=["Added 'Call the dentist', due tomorrow at 09:00."]
+    )
+    tool_calls: list[ToolCallPublic] = Field(description="The tools the assistant called, in order.")

@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -109,7 +109,17 @@ class BearerAuth:
             request_caller.reset(reset)
 
 
-def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
+def build_http_app(
+    settings: Settings,
+    db: Database,
+    *,
+    host: str,
+    tokens: TokenService | Literal["settings"] | None = "settings",
+    dispose_on_shutdown: bool = True,
+) -> Starlette:
+    """The MCP app. Tokens are checked by the deployment's token service ("settings": none
+    without JWT_SECRET, development mode) or by the one given: the assistant's own MCP server
+    in the REST process checks the tokens it mints for each reply, even in development."""
     runtime = ToolRuntime.for_settings(db, settings)
     server, tools = build_mcp_server(runtime, tracing=settings.mcp_tracing)
     security = transport_security(settings, host)
@@ -181,7 +191,8 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
         settle_heap()
         async with server.session_manager.run(), tool_calls.running():
             yield
-        await db.dispose()
+        if dispose_on_shutdown:
+            await db.dispose()
 
     routes: list[BaseRoute] = [
         *(
@@ -192,7 +203,8 @@ def build_http_app(settings: Settings, db: Database, *, host: str) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
     ]
-    tokens = TokenService(settings) if settings.auth_enabled else None
+    if tokens == "settings":
+        tokens = TokenService(settings) if settings.auth_enabled else None
     return Starlette(routes=routes, middleware=[Middleware(BearerAuth, tokens=tokens)], lifespan=lifespan)
 
 

@@ -46,6 +46,13 @@ def storable_text(value: str, field: str, *, control_characters: bool = False) -
     return value
 
 
+def scrubbed_text(value: str) -> str:
+    """Text from elsewhere (a model's answer) made storable: NUL and control characters removed,
+    unpaired surrogates replaced."""
+    value = _CONTROL.sub("", value.replace("\x00", ""))
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
 def printable_name(name: str, limit: int = 64) -> str:
     """A name taken from a request (an argument's key, a tool's name) as an error message may
     show it: shortened, with control characters and unpaired surrogates escaped, so that the

@@ -1,0 +1,140 @@
+"""How the assistant's agent reaches the task tools: over MCP Streamable HTTP, with a token made
+for the one user it works for, so that it has that user's rights and no more.
+
+By default the tools are this process's own MCP server, called in process (no port, no Host
+check to configure), and the tokens are signed with a key made at start-up that never leaves
+the process: even in development mode, where the public MCP server asks no token, the
+assistant's calls are bound to their user. With `CHAT_MCP_URL` the tools are a separate MCP
+server of the same deployment, and the tokens are signed with the shared `JWT_SECRET`.
+
+The HTTP machinery is built once: an `httpx2.AsyncClient` per reply is cheap when it only wraps
+the shared transport (making one from scratch costs ~30 ms of SSL set-up here).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import httpx2
+from agents.mcp import MCPServerStreamableHttp
+from pydantic import SecretStr
+from starlette.types import ASGIApp
+
+from todo_mcp.config import ConfigError, Settings
+from todo_mcp.services.tokens import TokenService
+
+IN_PROCESS_URL = "http://127.0.0.1/mcp"
+
+
+class SharedTransport(httpx2.AsyncBaseTransport):
+    """Lends one transport (its connection pool) to many short-lived clients: closing a client
+    must not close what the next reply uses."""
+
+    def __init__(self, transport: httpx2.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Kept open; `close` closes it at shutdown."""
+
+    async def close(self) -> None:
+        await self._transport.aclose()
+
+
+def process_token_service(settings: Settings) -> TokenService:
+    """Tokens that only this process makes and accepts."""
+    return TokenService(
+        settings.model_copy(
+            update={
+                "jwt_secret": SecretStr(secrets.token_urlsafe(32)),
+                "jwt_algorithm": "HS256",
+                "jwt_public_key": None,
+                "jwt_jwks_url": None,
+                "jwt_issuer": None,
+                "jwt_audience": None,
+            }
+        )
+    )
+
+
+class ToolsLink:
+    def __init__(
+        self,
+        *,
+        url: str,
+        transport: httpx2.AsyncBaseTransport,
+        tokens: TokenService,
+        tool_timeout: float,
+        token_ttl: timedelta,
+    ) -> None:
+        self.url = url
+        self.tokens = tokens
+        self._transport = SharedTransport(transport)
+        self._tool_timeout = tool_timeout
+        self._token_ttl = token_ttl
+
+    @classmethod
+    def in_process(cls, app: ASGIApp, tokens: TokenService, settings: Settings) -> ToolsLink:
+        return cls(
+            url=IN_PROCESS_URL,
+            transport=httpx2.ASGITransport(app=app),
+            tokens=tokens,
+            tool_timeout=settings.chat_tool_timeout_seconds,
+            token_ttl=reply_token_ttl(settings),
+        )
+
+    @classmethod
+    def remote(cls, settings: Settings) -> ToolsLink:
+        assert settings.chat_mcp_url is not None
+        tokens = TokenService(settings)
+        if not tokens.can_issue:
+            raise ConfigError(
+                "CHAT_MCP_URL needs JWT_SECRET (with an HS256/HS384/HS512 JWT_ALGORITHM): the assistant "
+                "signs a token for each user it works for, which that MCP server must accept"
+            )
+        return cls(
+            url=settings.chat_mcp_url,
+            transport=httpx2.AsyncHTTPTransport(retries=1),
+            tokens=tokens,
+            tool_timeout=settings.chat_tool_timeout_seconds,
+            token_ttl=reply_token_ttl(settings),
+        )
+
+    def server_for(self, user_id: str) -> MCPServerStreamableHttp:
+        """An MCP connection acting for `user_id` alone, for one reply."""
+        token = self.tokens.issue(user_id, self._token_ttl)
+        return MCPServerStreamableHttp(
+            params={
+                "url": self.url,
+                "headers": {"Authorization": f"Bearer {token}"},
+                "timeout": self._tool_timeout,
+                "httpx_client_factory": self._client,
+            },
+            name="todo-mcp",
+            # One connection per reply: list the tools once for it, not on every model turn.
+            cache_tools_list=True,
+            client_session_timeout_seconds=self._tool_timeout,
+        )
+
+    def _client(
+        self, headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None
+    ) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(
+            transport=self._transport,
+            headers=headers,
+            timeout=timeout if timeout is not None else self._tool_timeout,
+            auth=auth,
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+
+def reply_token_ttl(settings: Settings) -> timedelta:
+    """Long enough for one reply, and no longer."""
+    return timedelta(seconds=int(settings.chat_timeout_seconds) + 60)
