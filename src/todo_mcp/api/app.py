@@ -163,7 +163,7 @@ def build_api_app(
     assistant: AssistantSetup | None = None,
 ) -> FastAPI:
     """The REST app. `assistant` replaces the one the settings describe (tests give theirs)."""
-    assistant = assistant or build_assistant(settings, db)
+    assistant = assistant or build_assistant(settings, db, clock=clock)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

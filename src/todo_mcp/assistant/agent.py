@@ -60,15 +60,21 @@ class AgentAssistant:
         self.limits = limits
 
     async def reply(self, turn: Turn, events: ChatEvents | None = None) -> Reply:
+        limit: anyio.CancelScope | None = None
         try:
-            with anyio.fail_after(self.limits.timeout_seconds):
+            with anyio.fail_after(self.limits.timeout_seconds) as limit:
                 server = self.link.server_for(turn.user_id)
                 await self._connect(server)
                 try:
                     return await self._run(server, turn, events)
                 finally:
                     await server.cleanup()  # type: ignore[no-untyped-call]
-        except TimeoutError:
+        except TimeoutError as exc:
+            if limit is None or not limit.cancelled_caught:
+                # Raised inside the run (a model client's own timeout), not by the limit.
+                raise AssistantTimedOut(
+                    "The assistant's model took too long to answer; your message is saved."
+                ) from exc
             raise AssistantTimedOut(
                 f"The assistant did not finish within {self.limits.timeout_seconds:g} seconds; "
                 "your message is saved, try again."

@@ -21,6 +21,7 @@ from todo_mcp.assistant.tools_link import ToolsLink, process_token_service
 from todo_mcp.config import ConfigError, Settings
 from todo_mcp.db.engine import Database
 from todo_mcp.services.chat import HistoryBudget
+from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("todo_mcp.chat")
 
@@ -60,7 +61,10 @@ class AssistantSetup:
         await self.assistant.link.close()
 
 
-def build_assistant(settings: Settings, db: Database) -> AssistantSetup:
+def build_assistant(
+    settings: Settings, db: Database, *, model: Model | None = None, clock: Clock = SYSTEM_CLOCK
+) -> AssistantSetup:
+    """`model` replaces the one the settings name (tests script theirs); `clock` is the tools'."""
     set_tracing_disabled(not settings.chat_tracing)
     tools_app: Starlette | None = None
     if settings.chat_mcp_url is None:
@@ -68,16 +72,18 @@ def build_assistant(settings: Settings, db: Database) -> AssistantSetup:
         from todo_mcp.mcp.http_app import build_http_app
 
         tokens = process_token_service(settings)
-        tools_app = build_http_app(settings, db, host="127.0.0.1", tokens=tokens, dispose_on_shutdown=False)
+        tools_app = build_http_app(
+            settings, db, host="127.0.0.1", tokens=tokens, dispose_on_shutdown=False, clock=clock
+        )
         link = ToolsLink.in_process(tools_app, tokens, settings)
     else:
         link = ToolsLink.remote(settings)
-    model = build_model(settings)
-    log.info(
-        "assistant: model %s, tools %s",
-        settings.chat_model or "offline (built-in rules)",
-        settings.chat_mcp_url or "in process",
-    )
+    if model is None:
+        model = build_model(settings)
+        named = settings.chat_model or "offline (built-in rules)"
+    else:
+        named = type(model).__name__
+    log.info("assistant: model %s, tools %s", named, settings.chat_mcp_url or "in process")
     limits = Limits(
         timeout_seconds=settings.chat_timeout_seconds,
         max_turns=settings.chat_max_turns,

@@ -30,6 +30,7 @@ from todo_mcp.mcp.envelope import failure
 from todo_mcp.mcp.one_step_calls import OneStepToolCalls
 from todo_mcp.mcp.runtime import ToolRuntime, request_caller
 from todo_mcp.mcp.server import build_mcp_server, rejected_call
+from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, Unauthenticated
 from todo_mcp.services.identity import UNRESTRICTED, Caller
 from todo_mcp.services.tokens import TokenService
@@ -116,11 +117,12 @@ def build_http_app(
     host: str,
     tokens: TokenService | Literal["settings"] | None = "settings",
     dispose_on_shutdown: bool = True,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Starlette:
     """The MCP app. Tokens are checked by the deployment's token service ("settings": none
     without JWT_SECRET, development mode) or by the one given: the assistant's own MCP server
     in the REST process checks the tokens it mints for each reply, even in development."""
-    runtime = ToolRuntime.for_settings(db, settings)
+    runtime = ToolRuntime.for_settings(db, settings, clock=clock)
     server, tools = build_mcp_server(runtime, tracing=settings.mcp_tracing)
     security = transport_security(settings, host)
     request_checks = TransportSecurityMiddleware(security)

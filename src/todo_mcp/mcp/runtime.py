@@ -76,9 +76,14 @@ class ToolRuntime:
 
     @classmethod
     def for_settings(
-        cls, db: Database, settings: Settings, *, process_caller: Caller | None = None
+        cls,
+        db: Database,
+        settings: Settings,
+        *,
+        process_caller: Caller | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> ToolRuntime:
-        return cls(db, process_caller=process_caller, cursors=cursor_codec(settings))
+        return cls(db, process_caller=process_caller, cursors=cursor_codec(settings), clock=clock)
 
     def current_caller(self) -> Caller:
         caller = request_caller.get() or self._process_caller
