@@ -281,6 +281,9 @@ def split_labels(text: str) -> tuple[str, tuple[str, ...]]:
 
 # --- shared clean-up -------------------------------------------------------------------------
 
+_NOT_A_TASK = frozenset(
+    {"what", "which", "who", "anything", "everything", "something", "nothing", "there", "it", "that", "this"}
+)
 _QUOTES = "\"'\u201c\u201d\u2018\u2019"
 
 _DANGLING = re.compile(r"(?:[\s,;:]+|\s+(?:due|by|on|at|for|with|and|to|before|until))+$", re.IGNORECASE)
@@ -299,7 +302,7 @@ def _title(text: str) -> str:
         text,
         flags=re.I,
     )
-    text = re.sub(r"^to\s+", "", text, flags=re.I)
+    text = re.sub(r"^(?:to|called|named)\s+", "", text, flags=re.I)
     text = re.sub(
         r"\s+(?:to|on|onto|in)\s+(?:my|the)\s+(?:to-?do\s+|task\s+)?(?:list|tasks)$", "", text, flags=re.I
     )
@@ -398,7 +401,7 @@ _ADD = re.compile(
 )
 _LIST = re.compile(
     r"^(?:show|list|display|see|view|give|tell|read|get|what|what's|whats|which|any|anything|do i have"
-    r"|have i|how many|is there|are there|find|search|look|where|my)\b",
+    r"|have i|how many|is|are|find|search|look|where|my)\b",
     re.I,
 )
 
@@ -457,6 +460,9 @@ def _change(text: str, today: date | None) -> ChangeTask | None:
             continue
         target = _target(match.group("t"))
         if target.words is None and target.task_id is None:
+            continue
+        if target.words is not None and target.words.lower() in _NOT_A_TASK:
+            # "what is due today" asks; it does not re-date a task called "what".
             continue
         value = match.groupdict().get("v")
         change = ChangeTask(action=action, target=target)
