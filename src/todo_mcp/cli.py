@@ -1,4 +1,4 @@
-"""The `todo-mcp` command line: serve, stdio, db, users, token."""
+"""The `todo-mcp` command line: serve, api, stdio, chat, db, users, token."""
 
 from __future__ import annotations
 
@@ -340,6 +340,34 @@ def stdio(
         os._exit(0)
 
     run_async(settings, serve_stdio)
+
+
+@app.command()
+def chat(
+    user: Annotated[str, typer.Option("--user", help="The user whose assistant to talk to.")],
+    conversation: Annotated[
+        int | None, typer.Option("--conversation", help="Resume this conversation [default: a new one].")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="The REST API [default: http://API_HOST:API_PORT].")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TODO_MCP_TOKEN",
+            help="A bearer token for USER [default: signed with JWT_SECRET if set; none in development].",
+        ),
+    ] = None,
+) -> None:
+    """Chat with the assistant in the terminal; each tool call is shown as it happens."""
+    from todo_mcp.chat_cli import run
+
+    settings = load_settings()
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host  # noqa: S104
+    base_url = (url or f"http://{host}:{settings.api_port}").rstrip("/")
+    if token is None and settings.auth_enabled:
+        tokens = TokenService(settings)
+        if tokens.can_issue:
+            token = tokens.issue(user, timedelta(hours=12))
+    raise typer.Exit(run(base_url, user, token, conversation, out))
 
 
 @db_app.command("upgrade")

@@ -14,7 +14,19 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 # Libraries that log a line per request at INFO; kept at WARNING unless LOG_LEVEL=DEBUG.
-QUIET_LIBRARIES = ("mcp", "httpx", "httpcore", "uvicorn.access", "sqlalchemy.engine", "alembic")
+# httpx2 and openai: the assistant's MCP and model clients, one INFO line per request otherwise.
+QUIET_LIBRARIES = (
+    "mcp",
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "httpcore2",
+    "openai",
+    "openai.agents",
+    "uvicorn.access",
+    "sqlalchemy.engine",
+    "alembic",
+)
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
