@@ -4,7 +4,8 @@ For each database (PostgreSQL, SQLite), worker count (1, 2), call (add_task; lis
 user with 50 tasks; list_tasks_10k: a filtered page of 50 of a user with 10,000 tasks, pending,
 labelled work, sorted by due date), protocol revision (2025-11-25, 2026-07-28) and concurrency
 (1, 16, 64), wrk
-drives `todo-mcp serve` on 127.0.0.1 for a fixed time. The floor is the same insert through the
+drives `todo-mcp serve` on 127.0.0.1 for a fixed time; and the assistant (`todo-mcp api`, offline
+model, a one-tool message) at concurrency 1 and 8. The floor is the same insert through the
 same stack with the driver alone (bench/floor_app.py), measured right before and right after the
 MCP cells of each concurrency; ratios are against the mean of the two. Also measured: server CPU
 seconds per call and the resident size of a worker before and after 100,000 calls.
@@ -52,6 +53,14 @@ CONCURRENCY = (1, 16, 64)
 LIST_USER_TASKS = 50
 PLANNER_TASKS = 10_000
 PLANNER_QUERY = {"user_id": "planner", "status": "pending", "labels": ["work"], "sort": "due", "limit": 50}
+# The assistant with its offline model: one message that makes one tool call (add_task), each in
+# a new conversation (history load, two messages stored, an MCP connection in process).
+CHAT_CONCURRENCY = (1, 8)
+CHAT_REQUEST = {
+    "BENCH_PATH": "/api/bench/chat",
+    "BENCH_ACCEPT": "application/json",
+    "BENCH_BODY": json.dumps({"message": "add benchmark chat task"}),
+}
 MEMORY_CALLS = 100_000
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -60,7 +69,7 @@ README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 class Run:
     database: str
     workers: int
-    target: str  # add_task, list_tasks, list_tasks_10k, or floor
+    target: str  # add_task, list_tasks, list_tasks_10k, chat, or floor
     protocol: str | None
     concurrency: int
     requests_per_second: float
@@ -313,7 +322,7 @@ class Selection:
     """Which cells to run: all of them for `make bench`, fewer while working on one figure."""
 
     workers: tuple[int, ...] = (1, 2)
-    tools: tuple[str, ...] = ("add_task", "list_tasks", "list_tasks_10k")
+    tools: tuple[str, ...] = ("add_task", "list_tasks", "list_tasks_10k", "chat")
     protocols: tuple[str, ...] = PROTOCOLS
     concurrency: tuple[int, ...] = CONCURRENCY
     floor: bool = True
@@ -399,6 +408,25 @@ def bench_database(
                     if run.target == "add_task":
                         run.floor_ratio = run.requests_per_second / floor_rps
                     print_run(run)
+    if "chat" in selection.tools:
+        bench_chat(report, database, env, tokens["bench"], seconds, workdir)
+
+
+def bench_chat(
+    report: Report, database: str, env: dict[str, str], token: str, seconds: float, workdir: Path
+) -> None:
+    """POST /api/{user}/chat of `todo-mcp api`, one process, at concurrency 1 and 8."""
+    pin = pinning_for(1, os.cpu_count() or 1)
+    server_cores = None if pin.server == "unpinned" else pin.server
+    load_cores = None if pin.load == "unpinned" else pin.load
+    api = [str(TODO_MCP), "api", "--port", "{port}"]
+    with server_process(api, env, server_cores, workdir / f"api-{database}.log") as pid:
+        port = port_of(pid)
+        for concurrency in CHAT_CONCURRENCY:
+            request = CHAT_REQUEST | {"BENCH_TOKEN": token}
+            figures = measure(pid, port, request, concurrency, seconds, load_cores)
+            report.runs.append(Run(database, 1, "chat", None, concurrency, **figures))
+            print_run(report.runs[-1])
 
 
 def port_of(pid: int) -> int:

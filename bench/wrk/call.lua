@@ -5,7 +5,7 @@ wrk.method = "POST"
 wrk.path = os.getenv("BENCH_PATH") or "/mcp"
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["Accept"] = os.getenv("BENCH_ACCEPT") or "application/json, text/event-stream"
 local token = os.getenv("BENCH_TOKEN")
 if token and token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
 local protocol = os.getenv("BENCH_PROTOCOL")
@@ -30,7 +30,8 @@ function response(status, headers, body)
   responses = responses + 1
   if status ~= 200
      or string.find(body, '"isError":true', 1, true)
-     or string.find(body, '"error":{', 1, true) then
+     or string.find(body, '"error":{', 1, true)
+     or string.find(body, '"status":"error"', 1, true) then
     failures = failures + 1
   end
 end

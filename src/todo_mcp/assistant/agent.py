@@ -18,12 +18,11 @@ import openai
 from agents import Agent, RunConfig, Runner, RunResult, RunResultStreaming, TResponseInputItem
 from agents.exceptions import MaxTurnsExceeded, ModelBehaviorError, ModelTimeoutError, UserError
 from agents.items import MessageOutputItem, RunItem, ToolCallItem, ToolCallOutputItem
-from agents.mcp import MCPServerStreamableHttp
 from agents.models.interface import Model
 from agents.stream_events import RawResponsesStreamEvent, RunItemStreamEvent, StreamEvent
 
 from todo_mcp.assistant.instructions import instructions
-from todo_mcp.assistant.tools_link import ToolsLink
+from todo_mcp.assistant.tools_link import ReplyConnection, ToolsLink
 from todo_mcp.services.chat import (
     AssistantFailed,
     AssistantTimedOut,
@@ -68,7 +67,7 @@ class AgentAssistant:
                 try:
                     return await self._run(server, turn, events)
                 finally:
-                    await server.cleanup()  # type: ignore[no-untyped-call]
+                    await server.cleanup()
         except TimeoutError as exc:
             if limit is None or not limit.cancelled_caught:
                 # Raised inside the run (a model client's own timeout), not by the limit.
@@ -80,16 +79,16 @@ class AgentAssistant:
                 "your message is saved, try again."
             ) from None
 
-    async def _connect(self, server: MCPServerStreamableHttp) -> None:
+    async def _connect(self, server: ReplyConnection) -> None:
         try:
-            await server.connect()  # type: ignore[no-untyped-call]
+            await server.connect()
         except (Exception, BaseExceptionGroup) as exc:
             # A 401 arrives as an exception group around the MCP error, a server that is down
             # as a UserError: either way the tools are out of reach for this reply.
-            await server.cleanup()  # type: ignore[no-untyped-call]
+            await server.cleanup()
             raise ToolsUnavailable() from exc
 
-    async def _run(self, server: MCPServerStreamableHttp, turn: Turn, events: ChatEvents | None) -> Reply:
+    async def _run(self, server: ReplyConnection, turn: Turn, events: ChatEvents | None) -> Reply:
         agent = Agent(
             name=AGENT_NAME, instructions=instructions(turn), mcp_servers=[server], model=self.model
         )

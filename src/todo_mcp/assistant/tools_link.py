@@ -7,18 +7,22 @@ the process: even in development mode, where the public MCP server asks no token
 assistant's calls are bound to their user. With `CHAT_MCP_URL` the tools are a separate MCP
 server of the same deployment, and the tokens are signed with the shared `JWT_SECRET`.
 
-The HTTP machinery is built once: an `httpx2.AsyncClient` per reply is cheap when it only wraps
-the shared transport (making one from scratch costs ~30 ms of SSL set-up here).
+What every reply would otherwise repeat is done once per process: the HTTP machinery (an
+`httpx2.AsyncClient` per reply is cheap when it wraps the shared transport; one made from scratch
+costs ~30 ms of SSL set-up here), the tool listing, and the MCP client's output-schema validators.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import timedelta
 from typing import Any
 
 import httpx2
+from agents import AgentBase, RunContextWrapper
 from agents.mcp import MCPServerStreamableHttp
+from mcp.types import Tool as MCPTool
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
@@ -61,6 +65,90 @@ def process_token_service(settings: Settings) -> TokenService:
     )
 
 
+class ToolListing:
+    """The tools as the server listed them, shared by every reply for a while: they are the same
+    for every user, and listing them on each reply's new connection cost a third of its CPU."""
+
+    def __init__(self, ttl_seconds: float = 60.0) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._tools: list[MCPTool] | None = None
+        self._listed_at = 0.0
+
+    def fresh(self) -> list[MCPTool] | None:
+        if self._tools is None or time.monotonic() - self._listed_at > self.ttl_seconds:
+            return None
+        return self._tools
+
+    def store(self, tools: list[MCPTool]) -> None:
+        self._tools, self._listed_at = tools, time.monotonic()
+
+
+class OutputValidators:
+    """The MCP client checks each tool result against the tool's output schema with a validator
+    it compiles once per session, at about 60 times the cost of a check; a reply's session is
+    new, so it compiled one for every tool it called. The validators are kept here instead,
+    with the schema each was made for, and handed to every new session.
+
+    This fills the SDK's own per-session caches (mcp 2.3.0: `ClientSession._tool_output_schemas`
+    and `_tool_output_validators`) with what a listing would have put there; should a later
+    listing differ, the session drops the validator itself.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[dict[str, Any], Any]] = {}
+
+    @staticmethod
+    def _caches(session: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        schemas = getattr(session, "_tool_output_schemas", None)
+        validators = getattr(session, "_tool_output_validators", None)
+        if isinstance(schemas, dict) and isinstance(validators, dict):
+            return schemas, validators
+        return None
+
+    def lend(self, session: Any) -> None:
+        if (caches := self._caches(session)) is None:
+            return
+        schemas, validators = caches
+        for name, (schema, validator) in self._kept.items():
+            schemas.setdefault(name, schema)
+            validators.setdefault(name, validator)
+
+    def keep(self, session: Any) -> None:
+        if (caches := self._caches(session)) is None:
+            return
+        schemas, validators = caches
+        for name, validator in validators.items():
+            if (schema := schemas.get(name)) is not None:
+                self._kept[name] = (schema, validator)
+
+
+class ReplyConnection(MCPServerStreamableHttp):
+    """One reply's MCP connection, with what the process already knows about the tools."""
+
+    def __init__(self, *, listing: ToolListing, validators: OutputValidators, **options: Any) -> None:
+        super().__init__(**options)
+        self._listing = listing
+        self._validators = validators
+
+    async def connect(self) -> None:
+        await super().connect()  # type: ignore[no-untyped-call]
+        self._validators.lend(self.session)
+
+    async def list_tools(
+        self, run_context: RunContextWrapper[Any] | None = None, agent: AgentBase | None = None
+    ) -> list[MCPTool]:
+        if (tools := self._listing.fresh()) is not None:
+            return tools
+        tools = await super().list_tools(run_context, agent)
+        self._listing.store(tools)
+        return tools
+
+    async def cleanup(self) -> None:
+        if self.session is not None:
+            self._validators.keep(self.session)
+        await super().cleanup()  # type: ignore[no-untyped-call]
+
+
 class ToolsLink:
     def __init__(
         self,
@@ -76,6 +164,8 @@ class ToolsLink:
         self._transport = SharedTransport(transport)
         self._tool_timeout = tool_timeout
         self._token_ttl = token_ttl
+        self._listing = ToolListing()
+        self._validators = OutputValidators()
 
     @classmethod
     def in_process(cls, app: ASGIApp, tokens: TokenService, settings: Settings) -> ToolsLink:
@@ -104,10 +194,12 @@ class ToolsLink:
             token_ttl=reply_token_ttl(settings),
         )
 
-    def server_for(self, user_id: str) -> MCPServerStreamableHttp:
+    def server_for(self, user_id: str) -> ReplyConnection:
         """An MCP connection acting for `user_id` alone, for one reply."""
         token = self.tokens.issue(user_id, self._token_ttl)
-        return MCPServerStreamableHttp(
+        return ReplyConnection(
+            listing=self._listing,
+            validators=self._validators,
             params={
                 "url": self.url,
                 "headers": {"Authorization": f"Bearer {token}"},
