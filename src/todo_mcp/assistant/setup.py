@@ -30,9 +30,10 @@ log = logging.getLogger("todo_mcp.chat")
 PLACEHOLDER_KEY = "not-needed"
 
 
-def build_model(settings: Settings) -> Model:
+def build_model(settings: Settings) -> tuple[Model, AsyncOpenAI | None]:
+    """The model, and the client to close when the app stops (None for the offline model)."""
     if settings.chat_model is None:
-        return OfflineModel()
+        return OfflineModel(), None
     key = settings.chat_api_key.get_secret_value() if settings.chat_api_key else None
     if key is None and settings.chat_base_url is None and not os.environ.get("OPENAI_API_KEY"):
         raise ConfigError(
@@ -46,7 +47,7 @@ def build_model(settings: Settings) -> Model:
         max_retries=1,
     )
     # Chat completions: what OpenAI and the local servers all speak (most lack the Responses API).
-    return OpenAIChatCompletionsModel(model=settings.chat_model, openai_client=client)
+    return OpenAIChatCompletionsModel(model=settings.chat_model, openai_client=client), client
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +57,13 @@ class AssistantSetup:
     # This process's own MCP server for the assistant (run it for as long as the app runs),
     # or None when the tools are at CHAT_MCP_URL.
     tools_app: Starlette | None
+    model_client: AsyncOpenAI | None = None
 
     async def close(self) -> None:
         await self.assistant.link.close()
+        if self.model_client is not None:
+            # Its connections, closed in this event loop rather than by the collector later.
+            await self.model_client.close()
 
 
 def build_assistant(
@@ -78,8 +83,9 @@ def build_assistant(
         link = ToolsLink.in_process(tools_app, tokens, settings)
     else:
         link = ToolsLink.remote(settings)
+    model_client = None
     if model is None:
-        model = build_model(settings)
+        model, model_client = build_model(settings)
         named = settings.chat_model or "offline (built-in rules)"
     else:
         named = type(model).__name__
@@ -95,4 +101,5 @@ def build_assistant(
             messages=settings.chat_history_messages, characters=settings.chat_history_characters
         ),
         tools_app=tools_app,
+        model_client=model_client,
     )
