@@ -13,6 +13,8 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import TextIO
 
+from todo_mcp.request_ids import current_request_id
+
 # Libraries that log a line per request at INFO; kept at WARNING unless LOG_LEVEL=DEBUG.
 # httpx2 and openai: the assistant's MCP and model clients, one INFO line per request otherwise.
 QUIET_LIBRARIES = (
@@ -55,18 +57,35 @@ class TextFormatter(logging.Formatter):
         # logging.Formatter.default_msec_format, "%s,%03d": whole milliseconds, truncated.
         return f"{text},{int(record.msecs):03d}"
 
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        if request_id is None:
+            return line
+        # At the end of the message's own line, before any traceback.
+        head, newline, rest = line.partition("\n")
+        return f"{head} request_id={request_id}{newline}{rest}"
+
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; a line's `fields` (the tool call's tool, user, outcome and
+    duration) and its request id are keys of their own, for log tools to filter on."""
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if (request_id := getattr(record, "request_id", None)) is not None:
+            entry["request_id"] = request_id
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry |= {key: value for key, value in fields.items() if key not in entry}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 # How long an INFO line may wait to be written; warnings and errors never wait.
@@ -97,6 +116,8 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
         self._writer.start()
 
     def emit(self, record: logging.LogRecord) -> None:
+        # Taken now: the line may be written later, by another thread.
+        record.request_id = current_request_id.get()
         if record.levelno >= logging.WARNING or record.exc_info or self._stopped.is_set():
             self._write_pending()
             super().emit(record)

@@ -24,6 +24,7 @@ from todo_mcp.config import Settings
 from todo_mcp.db.engine import Database
 from todo_mcp.heap import settle_heap
 from todo_mcp.mcp.runtime import cursor_codec, new_error_id
+from todo_mcp.request_ids import RequestIds, bound_to
 from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, TooManyAttempts
 from todo_mcp.services.tokens import TokenService
@@ -140,11 +141,15 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    error_id = new_error_id()
-    log.error("%s %s error_id=%s unexpected error", request.method, request.url.path, error_id, exc_info=exc)
+    with bound_to(request.scope) as request_id:
+        error_id = new_error_id()
+        log.error(
+            "%s %s error_id=%s unexpected error", request.method, request.url.path, error_id, exc_info=exc
+        )
     return JSONResponse(
         {"detail": "The server failed to handle this request; report the error id.", "error_id": error_id},
         status_code=500,
+        headers={"X-Request-Id": request_id} if request_id else None,
     )
 
 
@@ -204,6 +209,8 @@ def build_api_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(RequestLog)
+    # Outside the request log, so that its line carries the id too.
+    app.add_middleware(RequestIds)
     for router in (auth_routes.router, task_routes.router, conversation_routes.router, chat_routes.router):
         app.include_router(router, responses=INVALID_REQUEST)
 

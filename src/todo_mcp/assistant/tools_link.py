@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from todo_mcp.config import ConfigError, Settings
+from todo_mcp.request_ids import current_request_id
 from todo_mcp.services.tokens import TokenService
 
 IN_PROCESS_URL = "http://127.0.0.1/mcp"
@@ -197,12 +198,16 @@ class ToolsLink:
     def server_for(self, user_id: str) -> ReplyConnection:
         """An MCP connection acting for `user_id` alone, for one reply."""
         token = self.tokens.issue(user_id, self._token_ttl)
+        headers = {"Authorization": f"Bearer {token}"}
+        if (request_id := current_request_id.get()) is not None:
+            # The tool calls' log lines carry the chat request's id.
+            headers["X-Request-Id"] = request_id
         return ReplyConnection(
             listing=self._listing,
             validators=self._validators,
             params={
                 "url": self.url,
-                "headers": {"Authorization": f"Bearer {token}"},
+                "headers": headers,
                 "timeout": self._tool_timeout,
                 "httpx_client_factory": self._client,
             },

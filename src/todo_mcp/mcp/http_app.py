@@ -30,6 +30,7 @@ from todo_mcp.mcp.envelope import failure
 from todo_mcp.mcp.one_step_calls import OneStepToolCalls
 from todo_mcp.mcp.runtime import ToolRuntime, request_caller
 from todo_mcp.mcp.server import build_mcp_server, rejected_call
+from todo_mcp.request_ids import RequestIds
 from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, Unauthenticated
 from todo_mcp.services.identity import UNRESTRICTED, Caller
@@ -207,7 +208,11 @@ def build_http_app(
     ]
     if tokens == "settings":
         tokens = TokenService(settings) if settings.auth_enabled else None
-    return Starlette(routes=routes, middleware=[Middleware(BearerAuth, tokens=tokens)], lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIds), Middleware(BearerAuth, tokens=tokens)],
+        lifespan=lifespan,
+    )
 
 
 def create_app() -> Starlette:

@@ -8,7 +8,6 @@ caller.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from time import perf_counter
@@ -20,6 +19,7 @@ from todo_mcp.config import Settings
 from todo_mcp.db.connection import Connection
 from todo_mcp.db.engine import Database
 from todo_mcp.mcp.envelope import failure, success
+from todo_mcp.request_ids import error_id
 from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, Unauthenticated
 from todo_mcp.services.identity import Caller, authorize
@@ -42,16 +42,26 @@ def cursor_codec(settings: Settings) -> CursorCodec:
 
 
 def new_error_id() -> str:
-    return secrets.token_hex(6)
+    """The request's id (see request_ids.py), or a new one outside a request."""
+    return error_id()
 
 
 def log_call(tool: str, user_id: object, outcome: str | int, started: float) -> None:
+    duration_ms = (perf_counter() - started) * 1000
     log.info(
         "tool=%s user=%r outcome=%s duration_ms=%.1f",
         tool,
         user_id,
         outcome,
-        (perf_counter() - started) * 1000,
+        duration_ms,
+        extra={
+            "fields": {
+                "tool": tool,
+                "user": user_id,
+                "outcome": outcome,
+                "duration_ms": round(duration_ms, 1),
+            }
+        },
     )
 
 
