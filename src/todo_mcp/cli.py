@@ -6,7 +6,9 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -208,15 +210,25 @@ def serve_workers(host: str, port: int, workers: int) -> None:
 
     # Each worker builds its app from the environment (see create_app): pass the bind address on.
     os.environ["MCP_SERVER_HOST"] = host
+    # The workers' metrics go to files there, so that a scrape of any worker counts them all
+    # (prometheus-client's multiprocess mode); a directory of this run's own, unless one is set.
+    metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="todo-mcp-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     log.info("serving MCP on http://%s:%d/mcp with %d worker processes", host, port, workers)
-    uvicorn.run(
-        "todo_mcp.mcp.http_app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        **uvicorn_options(),
-    )
+    try:
+        uvicorn.run(
+            "todo_mcp.mcp.http_app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            **uvicorn_options(),
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

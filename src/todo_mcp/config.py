@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     api_cors_origins: Annotated[list[str], NoDecode] = []
     access_token_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
 
+    # GET /metrics asks for this bearer token; without one it is open in development mode only.
+    metrics_token: SecretStr | None = None
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     # The MCP SDK opens an OpenTelemetry span around every message. With no tracer provider

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import todo_mcp
+from todo_mcp import metrics
 from todo_mcp.api import auth_routes, chat_routes, conversation_routes, task_routes
 from todo_mcp.api.schemas import Problem, ValidationErrorBody
 from todo_mcp.assistant.setup import AssistantSetup, build_assistant
@@ -64,13 +65,18 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
+            seconds = perf_counter() - started
             log.info(
                 "%s %s status=%d duration_ms=%.1f",
                 scope["method"],
                 scope["path"],
                 status,
-                (perf_counter() - started) * 1000,
+                seconds * 1000,
             )
+            # By route template (not the path with its ids), so the series stay few.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            if route != "/metrics":
+                metrics.http_request(scope["method"], route, status, seconds)
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -179,6 +185,7 @@ def build_api_app(
                     assistant.tools_app.router.lifespan_context(assistant.tools_app)
                 )
             stack.push_async_callback(assistant.close)
+            await stack.enter_async_context(metrics.sampling_pool(db.pool_usage))
             settle_heap()
             yield
         if dispose_on_shutdown:
@@ -217,6 +224,8 @@ def build_api_app(
     @app.get("/health", tags=["operations"], summary="The process is up")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    app.add_route("/metrics", metrics.endpoint(settings), methods=["GET"], include_in_schema=False)
 
     @app.get("/ready", tags=["operations"], summary="The database answers")
     async def ready() -> JSONResponse:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from todo_mcp import metrics
 from todo_mcp.config import Settings
 from todo_mcp.db.connection import (
     Connection,
@@ -184,9 +185,11 @@ class Database:
                 yield session
         except Exception as exc:
             if _is_lost(exc):
+                metrics.database_error("lost")
                 await self._lender.drop_kept(exc)
                 raise DatabaseUnavailable() from exc
             if _is_short_of_resources(exc):
+                metrics.database_error("too_many_connections")
                 raise DatabaseUnavailable() from exc
             raise
 
@@ -194,6 +197,10 @@ class Database:
         """Raise `DatabaseUnavailable` unless a query round-trips."""
         async with self.transaction() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+
+    def pool_usage(self) -> tuple[int, int]:
+        """Connections in use and calls waiting for one, now."""
+        return self._lender.usage()
 
     async def dispose(self) -> None:
         await self._lender.close()

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
+from todo_mcp import metrics
 from todo_mcp.db.connection import Connection
 from todo_mcp.services.errors import DatabaseUnavailable
 
@@ -95,6 +96,7 @@ class ConnectionLender:
         # which then queues again at the back: at 64 clients on one worker some calls waited
         # 200-350 ms while most waited 40. The gate admits borrowers in arrival order.
         self._gate = anyio.Semaphore(capacity, fast_acquire=True)
+        self._capacity = capacity
         self._wait_seconds = wait_seconds
         self._recycle_seconds = recycle_seconds
         # Most recently returned on the right, where borrowers take from: under a steady load
@@ -115,6 +117,7 @@ class ConnectionLender:
                     await self._gate.acquire()
             except TimeoutError as exc:
                 # Every connection busy for the whole pool timeout: the 503 of an exhausted pool.
+                metrics.database_error("pool_timeout")
                 raise DatabaseUnavailable() from exc
 
     @asynccontextmanager
@@ -125,6 +128,10 @@ class ConnectionLender:
             yield
         finally:
             self._gate.release()
+
+    def usage(self) -> tuple[int, int]:
+        """Connections lent out now (or held for an ORM unit of work), and borrowers waiting."""
+        return self._capacity - self._gate.value, self._gate.statistics().tasks_waiting
 
     def lend(self) -> Loan:
         """A driver connection for one unit of work (`async with`), returned to the idle list
@@ -144,6 +151,7 @@ class ConnectionLender:
         away, the kept ones too); raises `DatabaseUnavailable` for a lost connection."""
         try:
             if failure is not None and taken.connection.lost(failure):
+                metrics.database_error("lost")
                 await self._give_back(taken, failure)
                 await self.drop_kept(failure)
                 if not isinstance(failure, DatabaseUnavailable):
@@ -154,6 +162,7 @@ class ConnectionLender:
             else:
                 self._keep(taken)
             if failure is not None and taken.connection.short_of_resources(failure):
+                metrics.database_error("too_many_connections")
                 raise DatabaseUnavailable() from failure
         finally:
             self._gate.release()
@@ -243,6 +252,7 @@ class ConnectionLender:
             pooled = await self._engine.raw_connection()
         except Exception as exc:
             if self._is_connectivity_error(exc):
+                metrics.database_error("connect")
                 raise DatabaseUnavailable() from exc
             raise
         return _Taken(pooled, self._wrap(pooled.driver_connection), time.monotonic())

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from todo_mcp import metrics
 from todo_mcp.config import Settings, is_loopback
 from todo_mcp.db.engine import Database
 from todo_mcp.heap import settle_heap
@@ -192,7 +193,7 @@ def build_http_app(
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         settle_heap()
-        async with server.session_manager.run(), tool_calls.running():
+        async with server.session_manager.run(), tool_calls.running(), metrics.sampling_pool(db.pool_usage):
             yield
         if dispose_on_shutdown:
             await db.dispose()
@@ -205,6 +206,7 @@ def build_http_app(
         Route("/tools/{name}", call_tool, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics.endpoint(settings), methods=["GET"]),
     ]
     if tokens == "settings":
         tokens = TokenService(settings) if settings.auth_enabled else None

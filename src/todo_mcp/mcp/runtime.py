@@ -15,6 +15,7 @@ from typing import Any
 
 from mcp.types import CallToolResult
 
+from todo_mcp import metrics
 from todo_mcp.config import Settings
 from todo_mcp.db.connection import Connection
 from todo_mcp.db.engine import Database
@@ -47,7 +48,10 @@ def new_error_id() -> str:
 
 
 def log_call(tool: str, user_id: object, outcome: str | int, started: float) -> None:
-    duration_ms = (perf_counter() - started) * 1000
+    """The call's log line and its metrics."""
+    seconds = perf_counter() - started
+    metrics.tool_call(tool, outcome, seconds)
+    duration_ms = seconds * 1000
     log.info(
         "tool=%s user=%r outcome=%s duration_ms=%.1f",
         tool,

@@ -1,0 +1,148 @@
+"""What the service counts, for `GET /metrics` in the Prometheus text format.
+
+Tool calls and REST requests by name and outcome with their latency, database errors by kind,
+the connection pool's use, and the build. With `serve --workers N` every worker writes its
+values to files in `PROMETHEUS_MULTIPROC_DIR` (prometheus-client's multiprocess mode, which
+the command line sets up) and a scrape of any worker reads them all.
+
+Cheap on the hot path: each call touches one counter and one histogram, whose labelled children
+are looked up once and kept; the pool is sampled once a second, not on every borrow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import platform
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+import todo_mcp
+from todo_mcp.config import Settings
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+# Tool calls take a millisecond or two; a chat reply with a real model, seconds.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+TOOL_CALLS = Counter(
+    "todo_mcp_tool_calls", "MCP tool calls, by tool and outcome (ok or the error code).", ["tool", "outcome"]
+)
+TOOL_SECONDS = Histogram("todo_mcp_tool_call_seconds", "MCP tool call duration.", ["tool"], buckets=BUCKETS)
+HTTP_REQUESTS = Counter(
+    "todo_mcp_http_requests",
+    "REST API requests, by method, route and status.",
+    ["method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "todo_mcp_http_request_seconds", "REST API request duration.", ["method", "route"], buckets=BUCKETS
+)
+DATABASE_ERRORS = Counter(
+    "todo_mcp_database_errors",
+    "Database failures answered as 503, by kind: lost (connection dropped), connect (could not open "
+    "one), too_many_connections (the server refused one), pool_timeout (every connection busy).",
+    ["kind"],
+)
+POOL_IN_USE = Gauge(
+    "todo_mcp_db_pool_in_use", "Database connections lent out now.", multiprocess_mode="livesum"
+)
+POOL_WAITING = Gauge(
+    "todo_mcp_db_pool_waiting", "Calls waiting for a database connection now.", multiprocess_mode="livesum"
+)
+BUILD_INFO = Gauge(
+    "todo_mcp_build_info", "The running build.", ["version", "python", "mcp"], multiprocess_mode="max"
+)
+BUILD_INFO.labels(todo_mcp.__version__, platform.python_version(), version("mcp")).set(1)
+
+_tool_children: dict[tuple[str, str], tuple[Callable[[], None], Callable[[float], None]]] = {}
+
+
+def tool_call(tool: str, outcome: str | int, seconds: float) -> None:
+    key = (tool, str(outcome))
+    children = _tool_children.get(key)
+    if children is None:
+        children = (TOOL_CALLS.labels(*key).inc, TOOL_SECONDS.labels(tool).observe)
+        _tool_children[key] = children
+    count, observe = children
+    count()
+    observe(seconds)
+
+
+def http_request(method: str, route: str, status: int, seconds: float) -> None:
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_SECONDS.labels(method, route).observe(seconds)
+
+
+def database_error(kind: str) -> None:
+    DATABASE_ERRORS.labels(kind).inc()
+
+
+def sample_pool(in_use: int, waiting: int) -> None:
+    POOL_IN_USE.set(in_use)
+    POOL_WAITING.set(waiting)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The scrape's body and content type: this process's values, or every worker's."""
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+SAMPLE_SECONDS = 1.0
+
+
+@asynccontextmanager
+async def sampling_pool(usage: Callable[[], tuple[int, int]]) -> AsyncIterator[None]:
+    """Sample the pool's use once a second for as long as an app runs."""
+
+    async def sample() -> None:
+        while True:
+            sample_pool(*usage())
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def endpoint(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
+    """GET /metrics, protected by `METRICS_TOKEN`; without one, open in development mode only
+    (which listens on loopback alone) and off otherwise."""
+    token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
+
+    async def metrics(request: Request) -> Response:
+        if token is None and settings.auth_enabled:
+            return JSONResponse(
+                {"detail": "Metrics are off: set METRICS_TOKEN and scrape with it as a bearer token."},
+                status_code=404,
+            )
+        if token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+                return JSONResponse(
+                    {"detail": "Scraping the metrics needs the bearer token METRICS_TOKEN."},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="todo-mcp metrics"'},
+                )
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
+
+    return metrics

@@ -1,0 +1,176 @@
+"""GET /metrics, read with Prometheus's own text parser: the counters move by exactly the calls
+made, the histograms count them, and the endpoint is closed to those without METRICS_TOKEN.
+In process on both apps; `serve --workers 2` for the multiprocess mode."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+
+from tests.conftest import UserFactory, make_settings
+from tests.transports.processes import issue_token, run_cli, server_env, spawn_command, stop, wait_healthy
+from todo_mcp.api.app import build_api_app
+from todo_mcp.db.engine import Database
+from todo_mcp.mcp.http_app import build_http_app
+
+pytestmark = pytest.mark.anyio
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def samples(text: str) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(scraped: Samples, name: str, **labels: str) -> float:
+    return scraped.get((name, frozenset(labels.items())), 0.0)
+
+
+@asynccontextmanager
+async def client_of(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://127.0.0.1"
+        ) as client,
+    ):
+        yield client
+
+
+async def scrape(client: httpx.AsyncClient, **headers: str) -> Samples:
+    response = await client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return samples(response.text)
+
+
+async def test_tool_calls_are_counted_by_tool_and_outcome_exactly(
+    database_url: str, db: Database, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    app = build_http_app(make_settings(database_url), db, host="127.0.0.1", dispose_on_shutdown=False)
+    async with client_of(app) as client:
+        before = await scrape(client)
+        for arguments in (
+            {"user_id": user, "title": "one"},
+            {"user_id": user, "title": "two"},
+            {"user_id": user, "title": ""},
+        ):
+            await client.post("/tools/add_task", json=arguments)
+        await client.post("/tools/complete_task", json={"user_id": user, "task_id": 987654})
+        after = await scrape(client)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("todo_mcp_tool_calls_total", tool="add_task", outcome="ok") == 2
+    assert moved("todo_mcp_tool_calls_total", tool="add_task", outcome="400") == 1
+    assert moved("todo_mcp_tool_calls_total", tool="complete_task", outcome="404") == 1
+    assert moved("todo_mcp_tool_calls_total", tool="list_tasks", outcome="ok") == 0
+    assert moved("todo_mcp_tool_call_seconds_count", tool="add_task") == 3
+    assert moved("todo_mcp_tool_call_seconds_bucket", tool="add_task", le="+Inf") == 3
+    assert value(after, "todo_mcp_build_info", version="0.1.0", python=_python(), mcp="2.3.0") == 1
+    assert ("todo_mcp_db_pool_in_use", frozenset()) in after
+    assert ("todo_mcp_db_pool_waiting", frozenset()) in after
+
+
+def _python() -> str:
+    import platform
+
+    return platform.python_version()
+
+
+async def test_rest_requests_are_counted_by_route_template_and_status(
+    database_url: str, db: Database, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+    app = build_api_app(make_settings(database_url), db, dispose_on_shutdown=False)
+    async with client_of(app) as client:
+        before = await scrape(client)
+        for _ in range(2):
+            assert (await client.get(f"/api/{user}/tasks")).status_code == 200
+        assert (await client.get(f"/api/{user}/tasks/987654")).status_code == 404
+        after = await scrape(client)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert (
+        moved("todo_mcp_http_requests_total", method="GET", route="/api/{user_id}/tasks", status="200") == 2
+    )
+    assert (
+        moved(
+            "todo_mcp_http_requests_total", method="GET", route="/api/{user_id}/tasks/{task_id}", status="404"
+        )
+        == 1
+    )
+    assert moved("todo_mcp_http_request_seconds_count", method="GET", route="/api/{user_id}/tasks") == 2
+    # Scrapes are not counted, and no series is made per user or per id.
+    assert not any(
+        route == "/metrics" or user in route
+        for (_, labels) in after
+        for key, route in labels
+        if key == "route"
+    )
+
+
+async def test_with_tokens_metrics_need_metrics_token_and_are_off_without_one(
+    sqlite_url: str, db: Database
+) -> None:
+    closed = make_settings(sqlite_url, jwt_secret="x" * 40)
+    guarded = make_settings(sqlite_url, jwt_secret="x" * 40, metrics_token="scrape-secret-123")
+    async with client_of(build_http_app(closed, db, host="127.0.0.1", dispose_on_shutdown=False)) as client:
+        off = await client.get("/metrics")
+    async with client_of(build_api_app(guarded, db, dispose_on_shutdown=False)) as client:
+        missing = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        good = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret-123"})
+
+    assert off.status_code == 404
+    assert "METRICS_TOKEN" in off.json()["detail"]
+    assert missing.status_code == 401
+    assert wrong.status_code == 401
+    assert "todo_mcp_tool_calls" not in missing.text
+    assert good.status_code == 200
+    assert "todo_mcp_build_info" in good.text
+
+
+@pytest.mark.slow
+def test_with_two_workers_a_scrape_of_either_counts_the_calls_of_both(
+    empty_postgres_url: str, tmp_path: Path
+) -> None:
+    env = server_env(empty_postgres_url, {"METRICS_TOKEN": "scrape-secret-123"})
+    for args in (["db", "upgrade"], ["users", "add", "ada", "--email", "ada@example.com"]):
+        assert run_cli(args, cwd=tmp_path, env=env).returncode == 0
+    server = spawn_command(tmp_path, env, "workers", ["serve", "--workers", "2"])
+    scrape_headers = {"Authorization": "Bearer scrape-secret-123"}
+    try:
+        wait_healthy(server.base_url, processes=[server])
+        calls = 40
+        # A fresh connection per call, so the kernel spreads them over both workers.
+        for number in range(calls):
+            with httpx.Client(
+                base_url=server.base_url, headers={"Authorization": f"Bearer {issue_token('ada')}"}
+            ) as http:
+                assert (
+                    http.post("/tools/add_task", json={"user_id": "ada", "title": f"t{number}"}).status_code
+                    == 200
+                )
+        totals = set()
+        for _ in range(6):
+            with httpx.Client(base_url=server.base_url) as http:
+                scraped = samples(http.get("/metrics", headers=scrape_headers).text)
+            totals.add(value(scraped, "todo_mcp_tool_calls_total", tool="add_task", outcome="ok"))
+    finally:
+        stop(server)
+    assert totals == {calls}, server.log()
