@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     # Opening a connection gives up after this long (asyncpg waits 60 s by default): a server
     # that does not answer is a 503 within seconds, not a hung request.
     database_connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    # A pooler in transaction mode between us and PostgreSQL (PgBouncer pool_mode=transaction,
+    # Neon's pooled endpoint, Supabase's pooler) hands each transaction whichever server
+    # connection is free, so statements the driver prepared on one are missing on the next:
+    # with this on, the driver prepares nothing it keeps, and names what it prepares uniquely.
+    database_transaction_pooler: bool = False
 
     jwt_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("JWT_SECRET", "BETTER_AUTH_SECRET")

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
@@ -114,8 +115,23 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args={
             "server_settings": {"application_name": "todo-mcp"},
             "timeout": settings.database_connect_timeout,
+            **(TRANSACTION_POOLER_ARGS if settings.database_transaction_pooler else {}),
         },
     )
+
+
+def _unique_statement_name() -> str:
+    return f"__todo_mcp_{uuid4().hex}__"
+
+
+# Behind a transaction-mode pooler: asyncpg's statement cache off (its queries go as unnamed
+# statements), SQLAlchemy's off, and what SQLAlchemy still prepares named uniquely, so that two
+# clients sharing one server connection never collide on "__asyncpg_stmt_1__".
+TRANSACTION_POOLER_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": _unique_statement_name,
+}
 
 
 class Database:
