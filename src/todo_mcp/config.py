@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     api_cors_origins: Annotated[list[str], NoDecode] = []
     access_token_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
 
+    # Per-user tool calls a second (off when unset), with room for a burst; shared by every
+    # process through Redis with REDIS_URL, per process without it.
+    tool_calls_per_second: float | None = Field(default=None, gt=0, le=100_000)
+    tool_calls_burst: int | None = Field(default=None, ge=1, le=100_000)
+    redis_url: str | None = None
+
     # GET /metrics asks for this bearer token; without one it is open in development mode only.
     metrics_token: SecretStr | None = None
 

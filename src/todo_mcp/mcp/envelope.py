@@ -75,7 +75,11 @@ class UpdatedTaskOut(BaseModel):
 class ErrorData(BaseModel):
     error_code: int = Field(
         description="400 invalid input, 401 no or bad credentials, 403 not allowed for this user_id, "
-        "404 user or task not found, 409 conflict, 503 database unavailable, 500 other."
+        "404 user or task not found, 409 conflict, 429 too many calls, 503 database unavailable, "
+        "500 other."
+    )
+    retry_after_seconds: int | None = Field(
+        default=None, description="With 429: wait this many seconds before calling again."
     )
 
 
@@ -163,5 +167,8 @@ def success(data: dict[str, Any], message: str) -> CallToolResult:
     return _result({"status": "success", "data": data, "message": message}, is_error=False)
 
 
-def failure(code: int, message: str) -> CallToolResult:
-    return _result({"status": "error", "data": {"error_code": code}, "message": message}, is_error=True)
+def failure(code: int, message: str, *, retry_after_seconds: int | None = None) -> CallToolResult:
+    data: dict[str, Any] = {"error_code": code}
+    if retry_after_seconds is not None:
+        data["retry_after_seconds"] = retry_after_seconds
+    return _result({"status": "error", "data": data, "message": message}, is_error=True)

@@ -176,8 +176,11 @@ def build_http_app(
         except ToolError:
             result = rejected_call(tool, arguments)
         envelope = getattr(result, "structured_content", None) or {}
-        code = envelope.get("data", {}).get("error_code", 200) if envelope.get("status") == "error" else 200
-        return JSONResponse(envelope, status_code=code)
+        data = envelope.get("data", {})
+        code = data.get("error_code", 200) if envelope.get("status") == "error" else 200
+        retry_after = data.get("retry_after_seconds") if code == 429 else None
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return JSONResponse(envelope, status_code=code, headers=headers)
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -195,6 +198,7 @@ def build_http_app(
         settle_heap()
         async with server.session_manager.run(), tool_calls.running(), metrics.sampling_pool(db.pool_usage):
             yield
+        await runtime.close()
         if dispose_on_shutdown:
             await db.dispose()
 

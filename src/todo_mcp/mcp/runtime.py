@@ -24,6 +24,7 @@ from todo_mcp.request_ids import error_id
 from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, Unauthenticated
 from todo_mcp.services.identity import Caller, authorize
+from todo_mcp.services.rate_limits import Limiter, RedisLimiter, limiter_for
 from todo_mcp.services.task_listing import CursorCodec, cursor_key
 from todo_mcp.services.tasks import DEVELOPMENT_CURSORS
 
@@ -79,8 +80,11 @@ class ToolRuntime:
         process_caller: Caller | None = None,
         clock: Clock = SYSTEM_CLOCK,
         cursors: CursorCodec | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.db = db
+        # Per-user calls a second (services/rate_limits.py); None when calls are not limited.
+        self.limiter = limiter
         # Every "today" of the tools comes from this clock; tests freeze it here.
         self.clock = clock
         self.cursors = cursors or DEVELOPMENT_CURSORS
@@ -97,7 +101,14 @@ class ToolRuntime:
         process_caller: Caller | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> ToolRuntime:
-        return cls(db, process_caller=process_caller, cursors=cursor_codec(settings), clock=clock)
+        limiter = limiter_for(settings.tool_calls_per_second, settings.tool_calls_burst, settings.redis_url)
+        return cls(
+            db, process_caller=process_caller, cursors=cursor_codec(settings), clock=clock, limiter=limiter
+        )
+
+    async def close(self) -> None:
+        if isinstance(self.limiter, RedisLimiter):
+            await self.limiter.close()
 
     def current_caller(self) -> Caller:
         caller = request_caller.get() or self._process_caller
@@ -109,6 +120,8 @@ class ToolRuntime:
         started = perf_counter()
         try:
             authorize(self.current_caller(), user_id)
+            if self.limiter is not None:
+                await self.limiter.admit(user_id)
             # No transaction around the whole call: a single statement is atomic on its own, and
             # the operations that read and then write open one themselves (services/tasks.py).
             # BEGIN and COMMIT around every call cost a quarter of an add_task's CPU.
@@ -121,7 +134,9 @@ class ToolRuntime:
                 log_call(tool, user_id, err.code, started)
                 return failure(err.code, f"{err.message} (error id {error_id})")
             log_call(tool, user_id, err.code, started)
-            return failure(err.code, err.message)
+            return failure(
+                err.code, err.message, retry_after_seconds=getattr(err, "retry_after_seconds", None)
+            )
         except Exception:
             error_id = new_error_id()
             log.exception("tool=%s error_id=%s unexpected error", tool, error_id)

@@ -72,6 +72,17 @@ class TooManyAttempts(DomainError):
         )
 
 
+class TooManyCalls(DomainError):
+    code = 429
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(
+            f"Too many tool calls for this user right now; wait {retry_after_seconds} "
+            f"second{'s' if retry_after_seconds != 1 else ''} and try again."
+        )
+
+
 class Unavailable(DomainError):
     code = 503
     default_message = "The service is unavailable right now; try again in a few seconds."
