@@ -193,8 +193,16 @@ def collect_only_what_lines_show() -> None:
         logging.logAsyncioTasks = False
 
 
+class Structured:
+    """Whether lines are JSON, whose records carry their fields as keys; the text format shows
+    them in the message already, so the tool-call line does not build them for nothing."""
+
+    fields = False
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text", *, sql_echo: bool = False) -> None:
     collect_only_what_lines_show()
+    Structured.fields = fmt == "json"
     handler = BatchedStreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -21,7 +21,7 @@ from tests.conftest import UserFactory, make_settings
 from todo_mcp.api.app import build_api_app
 from todo_mcp.config import Settings
 from todo_mcp.db.engine import Database
-from todo_mcp.logs import BatchedStreamHandler, JsonFormatter, TextFormatter
+from todo_mcp.logs import BatchedStreamHandler, JsonFormatter, Structured, TextFormatter
 from todo_mcp.mcp.http_app import build_http_app
 from todo_mcp.services import tasks
 
@@ -39,6 +39,8 @@ def captured(formatter: logging.Formatter) -> Iterator[io.StringIO]:
     stream = io.StringIO()
     handler = BatchedStreamHandler(stream)
     handler.setFormatter(formatter)
+    structured = Structured.fields
+    Structured.fields = isinstance(formatter, JsonFormatter)
     logger = logging.getLogger("todo_mcp")
     level = logger.level
     logger.addHandler(handler)
@@ -46,6 +48,7 @@ def captured(formatter: logging.Formatter) -> Iterator[io.StringIO]:
     try:
         yield stream
     finally:
+        Structured.fields = structured
         handler.close()
         logger.removeHandler(handler)
         logger.setLevel(level)

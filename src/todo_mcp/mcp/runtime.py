@@ -19,6 +19,7 @@ from todo_mcp import metrics
 from todo_mcp.config import Settings
 from todo_mcp.db.connection import Connection
 from todo_mcp.db.engine import Database
+from todo_mcp.logs import Structured
 from todo_mcp.mcp.envelope import failure, success
 from todo_mcp.request_ids import error_id
 from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
@@ -66,7 +67,9 @@ def log_call(tool: str, user_id: object, outcome: str | int, started: float) -> 
                 "outcome": outcome,
                 "duration_ms": round(duration_ms, 1),
             }
-        },
+        }
+        if Structured.fields
+        else None,
     )
 
 
