@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,16 @@ class PrivateServer:
     port: int
     data_dir: Path
     bin_dir: Path
+    # The server's options and log file, to start it again after a test stopped it.
+    flags: str = ""
+    log: Path | None = None
+
+    def stop(self, mode: str = "fast") -> None:
+        self.pg_ctl("stop", "-m", mode, "-w", "-t", str(START_DEADLINE_SECONDS))
+
+    def start(self) -> None:
+        assert self.log is not None
+        self.pg_ctl("start", "-w", "-t", str(START_DEADLINE_SECONDS), "-l", str(self.log), "-o", self.flags)
 
     def url(self, database: str = "postgres", *, user: str = "postgres") -> str:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
@@ -87,12 +97,14 @@ def private_postgres(settings: Mapping[str, str] | None = None) -> Iterator[Priv
             "fsync": "off",
             **(settings or {}),
         }
-        server = PrivateServer(port=port, data_dir=data_dir, bin_dir=bin_dir)
         flags = " ".join(f"-c {name}={value}" for name, value in options.items())
-        server.pg_ctl("start", "-w", "-t", str(START_DEADLINE_SECONDS), "-l", str(root / "log"), "-o", flags)
+        server = PrivateServer(port=port, data_dir=data_dir, bin_dir=bin_dir, flags=flags, log=root / "log")
+        server.start()
         try:
             yield server
         finally:
-            server.pg_ctl("stop", "-m", "immediate", "-w", "-t", str(START_DEADLINE_SECONDS))
+            # A test may have left it stopped.
+            with suppress(subprocess.CalledProcessError):
+                server.stop("immediate")
     finally:
         shutil.rmtree(root, ignore_errors=True)
