@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test bench format clean
+.PHONY: install run test bench cluster cluster-stop format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "todo-mcp needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -31,6 +31,14 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python bench/run.py
+
+## The production shape on one machine: serve and api processes behind nginx on PostgreSQL (docs/DEPLOY.md).
+## CLUSTER_ARGS="--serve 3 --pgbouncer" for more processes and PgBouncer in between.
+cluster: $(STAMP)
+	$(BIN)/python deploy/cluster.py start $(CLUSTER_ARGS)
+
+cluster-stop: $(STAMP)
+	$(BIN)/python deploy/cluster.py stop
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -1,0 +1,226 @@
+"""`make cluster` for real: `deploy/cluster.py` starts two `serve` processes and an `api` process
+behind nginx on a PostgreSQL of the test's own (once directly, once through PgBouncer in
+transaction mode). Concurrent clients of several users make mixed tool calls through nginx,
+and try each other's ids; mid-run one serve process is killed with SIGKILL and started again,
+and PostgreSQL is restarted. Afterwards every acknowledged write is stored, no user saw or
+touched another's tasks, and every answer was a success, a 403 for the cross-user attempts, or
+a 503 while the database was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.private_postgres import PrivateServer, private_postgres
+from tests.transports.processes import (
+    JWT_SECRET,
+    clean_env,
+    free_port,
+    issue_token,
+    run_cli,
+    server_env,
+    spawn_command,
+    stop,
+    wait_healthy,
+)
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+USERS = [f"member{n}" for n in range(4)]
+THREADS_PER_USER = 2
+
+
+@dataclass
+class Cluster:
+    directory: Path
+    url: str
+    state: dict[str, Any]
+    database: PrivateServer
+    direct_url: str
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "deploy" / "cluster.py"), "--dir", str(self.directory), *args],
+            env=clean_env({"DATABASE_URL": self.direct_url, "JWT_SECRET": JWT_SECRET}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    with private_postgres({"max_connections": "200"}) as database:
+        direct_url = database.url("todo")
+        port = free_port()
+        made = Cluster(tmp_path / "cluster", f"http://127.0.0.1:{port}", {}, database, direct_url)
+        args = ["start", "--serve", "2", "--api", "1", "--port", str(port)]
+        if request.param == "pgbouncer":
+            args.append("--pgbouncer")
+        started = made.cli(*args)
+        try:
+            assert started.returncode == 0, started.stdout + started.stderr
+            made.state = json.loads((made.directory / "state.json").read_text())
+            env = server_env(direct_url)
+            for user in USERS:
+                added = run_cli(
+                    ["users", "add", user, "--email", f"{user}@example.com"], cwd=tmp_path, env=env
+                )
+                assert added.returncode == 0, added.stderr
+            yield made
+        finally:
+            stopped = made.cli("stop")
+            assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+            assert not (made.directory / "state.json").exists()
+            for process in made.state.get("processes", []):
+                assert not _alive(process["pid"]), f"{process} outlived cluster-stop"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@dataclass
+class Traffic:
+    base_url: str
+    acknowledged: dict[str, set[str]] = field(default_factory=lambda: {user: set() for user in USERS})
+    statuses: list[tuple[str, int]] = field(default_factory=list)
+    leaks: list[str] = field(default_factory=list)
+    # Answers cut off on the way (when, what), allowed only for calls in flight at the SIGKILL.
+    broken: list[tuple[float, str]] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client(self, user: str, thread: int) -> None:
+        other = USERS[(USERS.index(user) + 1) % len(USERS)]
+        headers = {"Authorization": f"Bearer {issue_token(user)}"}
+        number = 0
+        with httpx.Client(base_url=self.base_url, headers=headers, timeout=30) as http:
+            while not self.stopping.is_set():
+                number += 1
+                title = f"{user}/{thread}/{number}"
+                for kind, tool, arguments in (
+                    ("add", "add_task", {"user_id": user, "title": title}),
+                    (
+                        "list",
+                        "list_tasks",
+                        {"user_id": user, "limit": 20, "sort": "created", "order": "desc"},
+                    ),
+                    ("cross", "list_tasks", {"user_id": other}),
+                    ("cross", "add_task", {"user_id": other, "title": f"{user} was here"}),
+                ):
+                    try:
+                        response = http.post(f"/tools/{tool}", json=arguments)
+                    except httpx.TransportError as exc:
+                        with self.lock:
+                            self.statuses.append((kind, 0))
+                            self.broken.append((time.monotonic(), repr(exc)))
+                        continue
+                    body = response.json()
+                    with self.lock:
+                        self.statuses.append((kind, response.status_code))
+                        if kind == "add" and body["status"] == "success":
+                            self.acknowledged[user].add(title)
+                        if kind == "list" and body["status"] == "success":
+                            strangers = [
+                                t["title"]
+                                for t in body["data"]["tasks"]
+                                if not t["title"].startswith(user + "/")
+                            ]
+                            if strangers:
+                                self.leaks.append(f"{user} saw {strangers}")
+                        if kind == "cross" and response.status_code != 403:
+                            self.leaks.append(f"{user} -> {other}: {response.status_code} {body}")
+
+    def wait_for(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.statuses) < count:
+            assert time.monotonic() < deadline, "the traffic made no progress"
+            time.sleep(0.05)
+
+
+async def stored(url: str) -> dict[str, set[str]]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch("SELECT user_id, title FROM tasks")
+    finally:
+        await connection.close()
+    found: dict[str, set[str]] = {user: set() for user in USERS}
+    for row in rows:
+        found[row["user_id"]].add(row["title"])
+    return found
+
+
+def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through_kills_and_restarts(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    traffic = Traffic(cluster.url)
+    pool = ThreadPoolExecutor(max_workers=len(USERS) * THREADS_PER_USER)
+    for user in USERS:
+        for thread in range(THREADS_PER_USER):
+            pool.submit(traffic.client, user, thread)
+    replacement = None
+    try:
+        traffic.wait_for(300)
+        # A serve process dies: nginx sends its requests to the other one meanwhile.
+        victim = next(process for process in cluster.state["processes"] if process["kind"] == "serve")
+        killed_at = time.monotonic()
+        os.kill(victim["pid"], signal.SIGKILL)
+        traffic.wait_for(len(traffic.statuses) + 300)
+        service_url = cluster.state.get("service_url", cluster.direct_url)
+        extra = {"DATABASE_TRANSACTION_POOLER": "true"} if "service_url" in cluster.state else {}
+        replacement = spawn_command(
+            tmp_path,
+            server_env(service_url, extra),
+            "replacement",
+            ["serve", "--host", "127.0.0.1", "--port", str(victim["port"])],
+            port=victim["port"],
+        )
+        wait_healthy(replacement.base_url, processes=[replacement])
+        traffic.wait_for(len(traffic.statuses) + 300)
+        # PostgreSQL restarts under the whole cluster.
+        cluster.database.stop()
+        time.sleep(1)
+        cluster.database.start()
+        traffic.wait_for(len(traffic.statuses) + 600, timeout=60)
+    finally:
+        traffic.stopping.set()
+        pool.shutdown(wait=True)
+        if replacement is not None:
+            stop(replacement)
+
+    assert traffic.leaks == []
+    # A process killed while nginx relays its answer cuts that answer off (nginx cannot retry a
+    # request it has begun answering): only the calls in flight at that moment.
+    assert [what for when, what in traffic.broken if abs(when - killed_at) > 2] == []
+    allowed = {"add": {200, 503, 0}, "list": {200, 503, 0}, "cross": {403, 503, 0}}
+    unexpected = [(kind, status) for kind, status in traffic.statuses if status not in allowed[kind]]
+    assert unexpected == [], unexpected[:10]
+    found = asyncio.run(stored(cluster.direct_url))
+    for user in USERS:
+        assert traffic.acknowledged[user], f"{user} never got a write acknowledged"
+        missing = traffic.acknowledged[user] - found[user]
+        assert not missing, f"{user} lost {len(missing)} acknowledged tasks: {sorted(missing)[:5]}"
+        assert all(title.startswith(user + "/") for title in found[user]), "a cross-user add was stored"
