@@ -8,10 +8,10 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.asgi import running
 from tests.conftest import make_settings
 from tests.private_pgbouncer import Pooler, private_pgbouncer
 from todo_mcp.db import migrate
@@ -50,10 +50,7 @@ async def workload(url: str, *, pooler_setting: bool) -> list[str]:
     failures: list[str] = []
     app = build_http_app(settings, db, host="127.0.0.1", dispose_on_shutdown=False)
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http,
-        ):
+        async with running(app) as http:
 
             async def call(tool: str, **arguments: Any) -> dict[str, Any]:
                 body: dict[str, Any] = (await http.post(f"/tools/{tool}", json=arguments)).json()

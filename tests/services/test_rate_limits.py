@@ -8,10 +8,10 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
+from tests.asgi import running
 from tests.conftest import UserFactory, make_settings
 from tests.transports.processes import free_port
 from todo_mcp.db.engine import Database
@@ -122,10 +122,7 @@ async def test_the_doors_answer_429_with_retry_after_and_the_tool_does_nothing(
     user = await user_factory()
     settings = make_settings(database_url, tool_calls_per_second=0.5, tool_calls_burst=2)
     app = build_http_app(settings, db, host="127.0.0.1", dispose_on_shutdown=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http,
-    ):
+    async with running(app) as http:
         answers = [
             await http.post("/tools/add_task", json={"user_id": user, "title": f"t{n}"}) for n in range(3)
         ]

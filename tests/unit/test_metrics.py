@@ -4,15 +4,13 @@ In process on both apps; `serve --workers 2` for the multiprocess mode."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from starlette.applications import Starlette
 
+from tests.asgi import running
 from tests.conftest import UserFactory, make_settings
 from tests.transports.processes import issue_token, run_cli, server_env, spawn_command, stop, wait_healthy
 from todo_mcp.api.app import build_api_app
@@ -36,17 +34,6 @@ def value(scraped: Samples, name: str, **labels: str) -> float:
     return scraped.get((name, frozenset(labels.items())), 0.0)
 
 
-@asynccontextmanager
-async def client_of(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://127.0.0.1"
-        ) as client,
-    ):
-        yield client
-
-
 async def scrape(client: httpx.AsyncClient, **headers: str) -> Samples:
     response = await client.get("/metrics", headers=headers)
     assert response.status_code == 200, response.text
@@ -59,7 +46,7 @@ async def test_tool_calls_are_counted_by_tool_and_outcome_exactly(
 ) -> None:
     user = await user_factory()
     app = build_http_app(make_settings(database_url), db, host="127.0.0.1", dispose_on_shutdown=False)
-    async with client_of(app) as client:
+    async with running(app) as client:
         before = await scrape(client)
         for arguments in (
             {"user_id": user, "title": "one"},
@@ -95,7 +82,7 @@ async def test_rest_requests_are_counted_by_route_template_and_status(
 ) -> None:
     user = await user_factory()
     app = build_api_app(make_settings(database_url), db, dispose_on_shutdown=False)
-    async with client_of(app) as client:
+    async with running(app) as client:
         before = await scrape(client)
         for _ in range(2):
             assert (await client.get(f"/api/{user}/tasks")).status_code == 200
@@ -129,9 +116,9 @@ async def test_with_tokens_metrics_need_metrics_token_and_are_off_without_one(
 ) -> None:
     closed = make_settings(sqlite_url, jwt_secret="x" * 40)
     guarded = make_settings(sqlite_url, jwt_secret="x" * 40, metrics_token="scrape-secret-123")
-    async with client_of(build_http_app(closed, db, host="127.0.0.1", dispose_on_shutdown=False)) as client:
+    async with running(build_http_app(closed, db, host="127.0.0.1", dispose_on_shutdown=False)) as client:
         off = await client.get("/metrics")
-    async with client_of(build_api_app(guarded, db, dispose_on_shutdown=False)) as client:
+    async with running(build_api_app(guarded, db, dispose_on_shutdown=False)) as client:
         missing = await client.get("/metrics")
         wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
         good = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret-123"})

@@ -8,15 +8,15 @@ import io
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 
+from tests.asgi import running
 from tests.conftest import UserFactory, make_settings
 from todo_mcp.api.app import build_api_app
 from todo_mcp.config import Settings
@@ -54,17 +54,6 @@ def captured(formatter: logging.Formatter) -> Iterator[io.StringIO]:
         logger.setLevel(level)
 
 
-@asynccontextmanager
-async def client_of(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://127.0.0.1"
-        ) as client,
-    ):
-        yield client
-
-
 def mcp_app(settings: Settings, db: Database) -> Starlette:
     return build_http_app(settings, db, host="127.0.0.1", dispose_on_shutdown=False)
 
@@ -74,7 +63,7 @@ async def test_a_proxys_request_id_is_echoed_and_on_the_json_tool_line_with_its_
 ) -> None:
     user = await user_factory("ada")
     with captured(JsonFormatter()) as stream:
-        async with client_of(mcp_app(settings, db)) as client:
+        async with running(mcp_app(settings, db)) as client:
             response = await client.post(
                 "/tools/add_task",
                 json={"user_id": user, "title": "Traced"},
@@ -99,7 +88,7 @@ async def test_a_missing_or_unusable_request_id_is_replaced_by_a_new_one(
     given: str | None, settings: Settings, db: Database
 ) -> None:
     headers = {} if given is None else {"X-Request-Id": given}
-    async with client_of(mcp_app(settings, db)) as client:
+    async with running(mcp_app(settings, db)) as client:
         first = await client.get("/health", headers=headers)
         second = await client.get("/health", headers=headers)
 
@@ -118,7 +107,7 @@ async def test_every_rest_line_of_a_request_carries_its_id_and_a_failure_quotes_
     monkeypatch.setattr(tasks, "add_task", fail)
     app = build_api_app(settings, db, dispose_on_shutdown=False)
     with captured(TextFormatter()) as stream:
-        async with client_of(app) as client:
+        async with running(app) as client:
             response = await client.post(
                 f"/api/{user}/tasks", json={"title": "x"}, headers={"X-Request-Id": "r-1"}
             )
@@ -138,7 +127,7 @@ async def test_the_tool_calls_of_a_chat_reply_log_under_the_chat_requests_id(
     user = await user_factory("ada")
     app = build_api_app(settings, db, dispose_on_shutdown=False)
     with captured(JsonFormatter()) as stream:
-        async with client_of(app) as client:
+        async with running(app) as client:
             response = await client.post(
                 f"/api/{user}/chat", json={"message": "add buy milk"}, headers={"X-Request-Id": "chat-7"}
             )
