@@ -286,7 +286,12 @@ def serve(
         from todo_mcp.api.app import build_api_app
 
         apps.append((build_api_app(settings, db, dispose_on_shutdown=False), settings.api_host, api_port))
-        out.print(f"REST API: http://{settings.api_host}:{api_port} (OpenAPI docs at /docs)\n")
+        out.print(f"REST API: http://{settings.api_host}:{api_port} (OpenAPI docs at /docs)")
+        chat_user = DEMO_USER if demo else "USER_ID"
+        out.print(
+            f"Assistant: POST /api/{chat_user}/chat, or in this terminal: todo-mcp chat --user {chat_user} "
+            f"({settings.chat_model or 'built-in offline model'})\n"
+        )
         log.info("serving the REST API on http://%s:%d", settings.api_host, api_port)
     serve_apps(apps)
 

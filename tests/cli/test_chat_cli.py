@@ -93,6 +93,8 @@ def test_chat_shows_each_tool_call_and_a_second_process_resumes_the_conversation
     assert "Dentist invoice" in resumed.stdout
     assert "completed" in resumed.stdout
     assert "HTTP Request" not in server.log()
+    # What make run prints says how to reach the assistant.
+    assert "todo-mcp chat --user demo (built-in offline model)" in server.log()
 
 
 def test_chat_without_a_running_api_says_how_to_start_one(tmp_path: Path) -> None:
