@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
@@ -93,3 +94,28 @@ def test_pick_prefers_an_exact_title_then_the_most_words() -> None:
     assert [task["task_id"] for task in pick(tasks, "the dentist invoice")] == [2]
     assert [task["task_id"] for task in pick(tasks, "call dentist")] == [1]
     assert pick(tasks, "yoga") == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "add a" + "," * 60 + "b",  # the old trailing-punctuation pattern took minutes on this
+        "add a" + ", ;:" * 40,
+        "add x" + " and" * 3000,
+        "move " + "x to " * 3000,
+        "mark " + "x as " * 3000,
+        "add x with labels " + "a, " * 3000,
+        "please, " * 2000 + "add x",
+        "find " + "tasks about " * 2000 + "x",
+    ],
+    ids=["commas", "punctuation", "ands", "tos", "ases", "labels", "polite", "query"],
+)
+def test_no_message_makes_the_reading_hang(message: str) -> None:
+    # A guard against catastrophic backtracking, not a measurement: the bound is a hundred times
+    # what these take, and the patterns that were exponential never finish within it.
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        pool.submit(understand, message, TODAY).result(timeout=10)
+    finally:
+        # Not waiting: a reading that hangs must fail the test, not hold it.
+        pool.shutdown(wait=False, cancel_futures=True)

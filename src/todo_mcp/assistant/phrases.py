@@ -286,12 +286,21 @@ _NOT_A_TASK = frozenset(
 )
 _QUOTES = "\"'\u201c\u201d\u2018\u2019"
 
-_DANGLING = re.compile(r"(?:[\s,;:]+|\s+(?:due|by|on|at|for|with|and|to|before|until))+$", re.IGNORECASE)
+# Words left hanging at the end once a date or a label was taken out ("call mom on", "buy milk and").
+_DANGLING_WORDS = frozenset({"due", "by", "on", "at", "for", "with", "and", "to", "before", "until"})
 
 
 def _tidy(text: str) -> str:
+    """Whitespace collapsed, and trailing punctuation and hanging words dropped. By plain string
+    operations: a regular expression for "any mix of those at the end" backtracks exponentially
+    on a run of commas."""
     text = re.sub(r"\s+", " ", text).strip()
-    return _DANGLING.sub("", text).strip()
+    while True:
+        text = text.rstrip(" ,;:")
+        head, space, last = text.rpartition(" ")
+        if not space or last.lower() not in _DANGLING_WORDS:
+            return text
+        text = head
 
 
 def _title(text: str) -> str:
@@ -414,8 +423,12 @@ _LIST_CUE = re.compile(
 )
 
 
+# A request to a to-do list is a sentence or two; past this the rest is not read.
+READ_MAX = 1000
+
+
 def understand(message: str, today: date | None = None) -> Request:
-    text = re.sub(r"\s+", " ", message).strip()
+    text = re.sub(r"\s+", " ", message[:READ_MAX]).strip()
     text = re.sub(r"\b(what|that|there|it)['\u2019]s\b", r"\1 is", text, flags=re.I)
     text = _POLITE.sub("", text).strip()
     bare = text.strip(" .!?")
