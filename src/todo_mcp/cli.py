@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp
 
 from todo_mcp.config import Settings
-from todo_mcp.db import migrate
+from todo_mcp.db import revisions
 from todo_mcp.db.engine import Database
 from todo_mcp.logs import configure_logging
 from todo_mcp.services import users
@@ -87,15 +87,18 @@ def run_async(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T
 async def prepare_database(db: Database, settings: Settings) -> None:
     """The embedded default migrates itself; a server database must be migrated on purpose."""
     if settings.is_sqlite:
+        from todo_mcp.db import migrate
+
         await migrate.upgrade(db)
         return
+    # Without Alembic: a server that only checks the revision does not carry it (see revisions.py).
     try:
-        current = await migrate.current_revision(db)
+        current = await revisions.current_revision(db)
     except Exception as exc:
         raise Fatal(f"cannot reach the database at {settings.database_url_for_logs}: {exc}") from exc
-    if current != migrate.head_revision():
+    if current != revisions.head_revision():
         raise Fatal(
-            f"the database schema is at {current or 'nothing'}, this code needs {migrate.head_revision()}; "
+            f"the database schema is at {current or 'nothing'}, this code needs {revisions.head_revision()}; "
             "run: todo-mcp db upgrade"
         )
 
@@ -394,6 +397,8 @@ def db_upgrade(
     """Bring the database schema up to the latest revision (or the one given)."""
     settings = load_settings()
 
+    from todo_mcp.db import migrate
+
     async def work(db: Database) -> str | None:
         await migrate.upgrade(db, revision)
         return await migrate.current_revision(db)
@@ -411,6 +416,8 @@ def db_downgrade(
     """Take the database schema back down (to 'base' removes every table and its data)."""
     settings = load_settings()
 
+    from todo_mcp.db import migrate
+
     async def work(db: Database) -> str | None:
         await migrate.downgrade(db, revision)
         return await migrate.current_revision(db)
@@ -423,8 +430,8 @@ def db_downgrade(
 def db_current() -> None:
     """Show the database's schema revision and the latest one this code knows."""
     settings = load_settings()
-    current = run_async(settings, lambda db: migrate.current_revision(db))
-    out.print(f"current: {current or 'none'}  head: {migrate.head_revision()}")
+    current = run_async(settings, lambda db: revisions.current_revision(db))
+    out.print(f"current: {current or 'none'}  head: {revisions.head_revision()}")
 
 
 @users_app.command("add")

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
 from tests.conftest import make_settings
-from todo_mcp.db import migrate
+from todo_mcp.db import migrate, revisions
 from todo_mcp.db.engine import Database
 from todo_mcp.db.models import metadata
 from todo_mcp.services import tasks, users
@@ -258,3 +258,14 @@ async def test_0004_keeps_every_message_and_its_order_up_and_down(empty_database
             lambda sync: {column["name"] for column in inspect(sync).get_columns("messages")}
         )
     assert "tool_calls" not in columns
+
+
+async def test_the_revision_check_without_alembic_agrees_with_alembic(empty_database: Database) -> None:
+    assert revisions.head_revision() == migrate.head_revision()
+    assert await revisions.current_revision(empty_database) is None
+    await migrate.upgrade(empty_database, "0002")
+    assert await revisions.current_revision(empty_database) == "0002"
+    await migrate.upgrade(empty_database)
+    assert await revisions.current_revision(empty_database) == await migrate.current_revision(empty_database)
+    await migrate.downgrade(empty_database, "base")
+    assert await revisions.current_revision(empty_database) is None
