@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -105,9 +105,6 @@ async def chat_app(
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, timeout=10)
-
-
-ChatFactory = Callable[..., Any]
 
 
 def tool_outputs(call: ModelCall) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from todo_mcp.api.deps import ERRORS, DatabaseDep, OwnerDep
 from todo_mcp.api.schemas import ChatRequest, ChatResponse, ErrorBody, ToolCallPublic
 from todo_mcp.api.strict_json import StrictJSONRoute
 from todo_mcp.assistant.setup import AssistantSetup
+from todo_mcp.db.engine import Database
 from todo_mcp.mcp.runtime import new_error_id
 from todo_mcp.services import chat
 from todo_mcp.services.errors import DomainError
@@ -102,7 +103,7 @@ def _event(name: str, data: Any) -> bytes:
 
 
 async def _stream(
-    db: DatabaseDep, setup: AssistantSetup, started: chat.StartedTurn, request: Request
+    db: Database, setup: AssistantSetup, started: chat.StartedTurn, request: Request
 ) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue()
 

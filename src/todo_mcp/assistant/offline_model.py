@@ -34,6 +34,7 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 
+from todo_mcp.assistant.agent import envelope_of
 from todo_mcp.assistant.instructions import local_date_of, user_id_of
 from todo_mcp.assistant.phrases import (
     AddTask,
@@ -130,7 +131,7 @@ class Conversation:
                 )
             elif entry.get("type") == "function_call_output":
                 name, arguments = calls.get(str(entry.get("call_id")), ("", {}))
-                steps.append(Step(name=name, arguments=arguments, envelope=_envelope(entry.get("output"))))
+                steps.append(Step(name=name, arguments=arguments, envelope=envelope_of(entry.get("output"))))
         last_user = max((i for i, (role, _) in enumerate(messages) if role == "user"), default=None)
         if last_user is None:
             return cls(message="", earlier=messages, steps=steps)
@@ -151,14 +152,6 @@ def _json_object(value: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
-
-
-def _envelope(output: Any) -> dict[str, Any]:
-    text = _text(output) if not isinstance(output, dict) else str(output.get("text", ""))
-    parsed = _json_object(text)
-    if "status" in parsed:
-        return parsed
-    return {"status": "error", "data": {}, "message": text or "The tool gave no answer."}
 
 
 class OfflineModel(Model):

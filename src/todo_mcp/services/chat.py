@@ -173,25 +173,6 @@ async def finish_turn(db: Database, started: StartedTurn, reply: Reply) -> ChatA
     )
 
 
-async def chat(
-    db: Database,
-    assistant: Assistant,
-    *,
-    user_id: str,
-    message: str,
-    conversation_id: int | None = None,
-    budget: HistoryBudget = HistoryBudget(),
-    clock: Clock = SYSTEM_CLOCK,
-    events: ChatEvents | None = None,
-) -> ChatAnswer:
-    """One message in, one answer out (and both stored)."""
-    started = await start_turn(
-        db, user_id=user_id, message=message, conversation_id=conversation_id, budget=budget, clock=clock
-    )
-    reply = await assistant.reply(started.turn, events)
-    return await finish_turn(db, started, reply)
-
-
 def _role(role: str) -> Role:
     return "user" if role == "user" else "assistant"
 
