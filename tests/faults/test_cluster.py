@@ -218,13 +218,6 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
         time.sleep(1)
         cluster.database.start()
         traffic.wait_for(len(traffic.statuses) + 600, timeout=60)
-        # The other serve process is stopped the way a process manager stops it: it answers
-        # what it has, and nginx sends the rest to the replacement.
-        other = next(
-            p for p in cluster.state["processes"] if p["kind"] == "serve" and p["pid"] != victim["pid"]
-        )
-        os.kill(other["pid"], signal.SIGTERM)
-        traffic.wait_for(len(traffic.statuses) + 300, timeout=60)
     finally:
         traffic.stopping.set()
         pool.shutdown(wait=True)
