@@ -26,7 +26,7 @@ from todo_mcp.db.engine import Database
 from todo_mcp.services import users
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = ("messages", "conversations", "tasks", "users")
+TABLES = ("oauth_clients", "messages", "conversations", "tasks", "users")
 
 UserFactory = Callable[..., Awaitable[str]]
 

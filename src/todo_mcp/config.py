@@ -11,6 +11,7 @@ import logging
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -55,6 +56,30 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def check_public_url(url: str) -> str:
+    """An origin (scheme, host, optional port), HTTPS unless on loopback; without a trailing slash,
+    since OAuth compares issuers as exact strings."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"PUBLIC_URL must be an http(s) origin such as https://todo.example.com, not {url!r}"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(
+            f"PUBLIC_URL must be an origin only (scheme, host and port), without a path: {url!r}"
+        )
+    if parts.scheme != "https" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"PUBLIC_URL must be HTTPS except on this machine (127.0.0.1, localhost): {url!r}; "
+            "terminate TLS at your proxy and give its https:// address"
+        )
+    try:
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError:
+        raise ConfigError(f"PUBLIC_URL has an invalid port: {url!r}") from None
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 class Settings(BaseSettings):
@@ -110,6 +135,21 @@ class Settings(BaseSettings):
     api_cors_origins: Annotated[list[str], NoDecode] = []
     access_token_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
 
+    # OAuth for remote MCP clients (services/oauth, oauth/): on when PUBLIC_URL is set. It is the
+    # origin people and clients reach, behind any proxy: the issuer, and `PUBLIC_URL/mcp` the
+    # resource its access tokens are for.
+    public_url: str | None = None
+    oauth_access_token_ttl_seconds: int = Field(default=3600, ge=5, le=24 * 3600)
+    oauth_refresh_token_ttl_days: int = Field(default=30, ge=1, le=365)
+    # Dynamic client registrations per client address a minute (Claude registers on every connect).
+    oauth_registrations_per_minute: int = Field(default=20, ge=1, le=10_000)
+    # Hosts whose client metadata documents may be fetched although they resolve to loopback or
+    # private addresses (an internal network's client); every other such fetch is refused.
+    oauth_client_metadata_allowed_hosts: Annotated[list[str], NoDecode] = []
+    # Shared-secret tokens without an `aud` claim (from `todo-mcp token`, or a web app signing
+    # with JWT_SECRET) keep working at /mcp, as before OAuth; false accepts only OAuth tokens there.
+    mcp_accept_tokens_without_audience: bool = True
+
     # Per-user tool calls a second (off when unset), with room for a burst; shared by every
     # process through Redis with REDIS_URL, per process without it.
     tool_calls_per_second: float | None = Field(default=None, gt=0, le=100_000)
@@ -148,7 +188,13 @@ class Settings(BaseSettings):
     # The Agents SDK sends traces to OpenAI when on; off unless asked for.
     chat_tracing: bool = False
 
-    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "api_cors_origins", mode="before")
+    @field_validator(
+        "mcp_allowed_hosts",
+        "mcp_allowed_origins",
+        "api_cors_origins",
+        "oauth_client_metadata_allowed_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -166,6 +212,13 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ConfigError("CHAT_BASE_URL and CHAT_MCP_URL must be http:// or https:// URLs")
         return value
+
+    @field_validator("public_url", mode="after")
+    @classmethod
+    def _public_origin(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return check_public_url(value.strip())
 
     @field_validator("database_url", mode="after")
     @classmethod
@@ -186,6 +239,11 @@ class Settings(BaseSettings):
             )
         if self.chat_base_url and not self.chat_model:
             raise ConfigError("CHAT_BASE_URL is set but CHAT_MODEL is not: name the model to use there")
+        if self.public_url is not None and (secret is None or asymmetric):
+            raise ConfigError(
+                "PUBLIC_URL turns on OAuth log-in, which signs its tokens with JWT_SECRET: set "
+                f"JWT_SECRET with an HS256/HS384/HS512 JWT_ALGORITHM ({SECRET_HINT})"
+            )
         if self.environment is Environment.PRODUCTION:
             if not self.auth_enabled:
                 raise ConfigError(
@@ -201,6 +259,20 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.jwt_secret is not None or self.jwt_public_key is not None or self.jwt_jwks_url is not None
+
+    @property
+    def oauth_enabled(self) -> bool:
+        return self.public_url is not None
+
+    @property
+    def mcp_resource_url(self) -> str | None:
+        """The resource OAuth access tokens are for (RFC 8707, their `aud`)."""
+        return f"{self.public_url}/mcp" if self.public_url is not None else None
+
+    @property
+    def rest_audience(self) -> str | None:
+        """The `aud` of REST log-in tokens once OAuth is on, so /mcp can tell them apart."""
+        return f"{self.public_url}/api" if self.public_url is not None else None
 
     @property
     def is_sqlite(self) -> bool:

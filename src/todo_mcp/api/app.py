@@ -198,8 +198,11 @@ def build_api_app(
         lifespan=lifespan,
     )
     app.state.database = db
-    app.state.tokens = TokenService(settings) if settings.auth_enabled else None
+    app.state.tokens = (
+        TokenService(settings, audience=settings.rest_audience) if settings.auth_enabled else None
+    )
     app.state.token_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+    app.state.rest_audience = settings.rest_audience
     # Every "today" of the routes comes from this clock; tests freeze it here.
     app.state.clock = clock
     app.state.cursors = cursor_codec(settings)

@@ -63,7 +63,8 @@ async def log_in(body: LoginRequest, request: Request, db: DatabaseDep, tokens: 
     assert outcome.user is not None
     ttl: timedelta = request.app.state.token_ttl
     return TokenResponse(
-        access_token=tokens.issue(outcome.user.id, ttl),
+        # With OAuth on, a log-in token is for this API only: /mcp takes OAuth tokens for itself.
+        access_token=tokens.issue(outcome.user.id, ttl, audience=request.app.state.rest_audience),
         expires_in=int(ttl.total_seconds()),
         user=UserPublic.of(outcome.user),
     )

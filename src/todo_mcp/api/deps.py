@@ -40,7 +40,8 @@ async def get_caller(
         return UNRESTRICTED
     if credentials is None or not credentials.credentials.strip():
         raise Unauthenticated()
-    return Caller(user_id=await tokens.verify_async(credentials.credentials.strip()))
+    verified = await tokens.verify_async(credentials.credentials.strip())
+    return Caller(user_id=verified.subject)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -194,3 +194,82 @@ class Message(SQLModel, table=True):
     # An assistant message's tool calls, in order: [{name, arguments, result}], result being the
     # envelope the tool answered. None for user messages and for replies that called no tool.
     tool_calls: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
+
+
+# OAuth (services/oauth). A client id is a registration's random id or, for a client that
+# publishes a metadata document, that document's HTTPS URL.
+CLIENT_ID_MAX = 2048
+SCOPES_MAX = 255
+TOKEN_HASH_LENGTH = 64
+
+
+class OAuthClient(SQLModel, table=True):
+    """A client that may ask for access: registered here, or known by its metadata document."""
+
+    __tablename__ = "oauth_clients"
+
+    id: str = Field(primary_key=True, max_length=CLIENT_ID_MAX)
+    name: str | None = Field(default=None, max_length=NAME_MAX)
+    # The client's metadata as RFC 7591 names it (redirect_uris, grant_types, ...), no secret.
+    client_metadata: dict[str, Any] = Field(sa_type=JSON, nullable=False)
+    # The client secret is derived from JWT_SECRET and this salt, never stored (keys.py).
+    secret_salt: str | None = Field(default=None, max_length=64)
+    from_document: bool = Field(default=False, sa_type=Boolean, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # A metadata document is fetched again after this; None for registered clients.
+    refresh_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Registrations nobody completes a log-in with are removed after a while.
+    last_used_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class OAuthGrant(SQLModel, table=True):
+    """One connection: a client's access to a user's tasks, and the family of its refresh tokens."""
+
+    __tablename__ = "oauth_grants"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=RowId)
+    user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", index=True, max_length=USER_ID_MAX)
+    client_id: str = Field(
+        foreign_key="oauth_clients.id", ondelete="CASCADE", index=True, max_length=CLIENT_ID_MAX
+    )
+    scopes: str = Field(max_length=SCOPES_MAX)
+    resource: str = Field(sa_type=Text, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_used_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # When its newest refresh token expires; a revoked or expired grant is cleaned up.
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OAuthCode(SQLModel, table=True):
+    """An authorization code, by its SHA-256: single use, minutes long."""
+
+    __tablename__ = "oauth_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=TOKEN_HASH_LENGTH)
+    client_id: str = Field(foreign_key="oauth_clients.id", ondelete="CASCADE", max_length=CLIENT_ID_MAX)
+    user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", max_length=USER_ID_MAX)
+    redirect_uri: str = Field(sa_type=Text, nullable=False)
+    redirect_uri_explicit: bool = Field(sa_type=Boolean, nullable=False)
+    code_challenge: str = Field(max_length=128)
+    scopes: str = Field(max_length=SCOPES_MAX)
+    resource: str = Field(sa_type=Text, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # Set by the exchange; a second exchange finds it and revokes the grant the first one made.
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    grant_id: int | None = Field(
+        default=None, foreign_key="oauth_grants.id", ondelete="CASCADE", sa_type=RowId
+    )
+
+
+class OAuthRefreshToken(SQLModel, table=True):
+    """A refresh token, by its SHA-256. Used once: the exchange marks it and issues the next."""
+
+    __tablename__ = "oauth_refresh_tokens"
+
+    token_hash: str = Field(primary_key=True, max_length=TOKEN_HASH_LENGTH)
+    grant_id: int = Field(foreign_key="oauth_grants.id", ondelete="CASCADE", index=True, sa_type=RowId)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

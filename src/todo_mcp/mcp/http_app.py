@@ -31,10 +31,14 @@ from todo_mcp.mcp.envelope import failure
 from todo_mcp.mcp.one_step_calls import OneStepToolCalls
 from todo_mcp.mcp.runtime import ToolRuntime, request_caller
 from todo_mcp.mcp.server import build_mcp_server, rejected_call
+from todo_mcp.oauth.provider import ActiveGrants, Provider, oauth_upkeep
+from todo_mcp.oauth.routes import oauth_routes, protected_resource_metadata_url
 from todo_mcp.request_ids import RequestIds
 from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, Unauthenticated
 from todo_mcp.services.identity import UNRESTRICTED, Caller
+from todo_mcp.services.oauth.client_documents import ClientDocuments
+from todo_mcp.services.oauth.clients import TASKS_SCOPE
 from todo_mcp.services.tokens import TokenService
 
 log = logging.getLogger(__name__)
@@ -77,11 +81,34 @@ def _envelope_response(code: int, message: str, challenge: str | None = None) ->
 
 class BearerAuth:
     """Verifies the bearer token of every request to /mcp and /tools and binds its subject
-    as the caller; without a token service (development mode) every caller is unrestricted."""
+    as the caller; without a token service (development mode) every caller is unrestricted.
 
-    def __init__(self, app: ASGIApp, tokens: TokenService | None) -> None:
+    With OAuth on, a refusal points clients at the protected resource metadata (RFC 9728), so
+    they can discover where to log in, and an OAuth access token counts only while its grant
+    is in force and carries the tasks scope.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: TokenService | None,
+        resource_metadata: str | None = None,
+        active_grants: ActiveGrants | None = None,
+    ) -> None:
         self.app = app
         self.tokens = tokens
+        self.active_grants = active_grants
+        self.discovery = f', resource_metadata="{resource_metadata}"' if resource_metadata else ""
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, code: int, message: str, error: str | None
+    ) -> None:
+        challenge = 'Bearer realm="todo-mcp"'
+        if error is not None:
+            challenge += f', error="{error}", error_description="{message}"'
+        if error == "insufficient_scope":
+            challenge += f', scope="{TASKS_SCOPE}"'
+        await _envelope_response(code, message, challenge + self.discovery)(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
@@ -92,19 +119,31 @@ class BearerAuth:
             scheme, _, token = (Headers(scope=scope).get("authorization") or "").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 # RFC 6750: no error code when no credentials were sent at all.
-                challenge = 'Bearer realm="todo-mcp"'
-                await _envelope_response(401, Unauthenticated.default_message, challenge)(
-                    scope, receive, send
-                )
+                await self._refuse(scope, receive, send, 401, Unauthenticated.default_message, None)
                 return
             try:
-                caller = Caller(user_id=self.tokens.verify(token.strip()))
+                verified = self.tokens.verify(token.strip())
+                if verified.grant_id is not None and not (
+                    self.active_grants is not None and await self.active_grants.is_active(verified.grant_id)
+                ):
+                    raise Unauthenticated("This connection was revoked; connect the app again.")
             except Unauthenticated as err:
-                challenge = (
-                    f'Bearer realm="todo-mcp", error="invalid_token", error_description="{err.message}"'
-                )
-                await _envelope_response(401, err.message, challenge)(scope, receive, send)
+                await self._refuse(scope, receive, send, 401, err.message, "invalid_token")
                 return
+            except DomainError as err:
+                await _envelope_response(err.code, err.message)(scope, receive, send)
+                return
+            if verified.grant_id is not None and TASKS_SCOPE not in verified.scopes:
+                await self._refuse(
+                    scope,
+                    receive,
+                    send,
+                    403,
+                    f"The token lacks the '{TASKS_SCOPE}' scope.",
+                    "insufficient_scope",
+                )
+                return
+            caller = Caller(user_id=verified.subject)
         reset = request_caller.set(caller)
         try:
             await self.app(scope, receive, send)
@@ -193,10 +232,37 @@ def build_http_app(
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ready", "database": "ok"})
 
+    active_grants: ActiveGrants | None = None
+    provider: Provider | None = None
+    resource_metadata: str | None = None
+    if tokens == "settings":
+        if settings.oauth_enabled:
+            tokens = TokenService(
+                settings,
+                audience=settings.mcp_resource_url,
+                audienceless=settings.mcp_accept_tokens_without_audience,
+            )
+            active_grants = ActiveGrants(db)
+            provider = Provider(
+                settings,
+                db,
+                tokens,
+                active_grants,
+                ClientDocuments(settings.oauth_client_metadata_allowed_hosts),
+            )
+            resource_metadata = protected_resource_metadata_url(settings)
+        else:
+            tokens = TokenService(settings) if settings.auth_enabled else None
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         settle_heap()
-        async with server.session_manager.run(), tool_calls.running(), metrics.sampling_pool(db.pool_usage):
+        async with (
+            server.session_manager.run(),
+            tool_calls.running(),
+            metrics.sampling_pool(db.pool_usage),
+            oauth_upkeep(provider),
+        ):
             yield
         await runtime.close()
         if dispose_on_shutdown:
@@ -211,12 +277,16 @@ def build_http_app(
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics.endpoint(settings), methods=["GET"]),
+        *(oauth_routes(settings, provider) if provider is not None else []),
     ]
-    if tokens == "settings":
-        tokens = TokenService(settings) if settings.auth_enabled else None
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIds), Middleware(BearerAuth, tokens=tokens)],
+        middleware=[
+            Middleware(RequestIds),
+            Middleware(
+                BearerAuth, tokens=tokens, resource_metadata=resource_metadata, active_grants=active_grants
+            ),
+        ],
         lifespan=lifespan,
     )
 

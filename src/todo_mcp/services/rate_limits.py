@@ -138,7 +138,7 @@ class RedisLimiter:
 
 
 def limiter_for(
-    rate: float | None, burst: int | None, redis_url: str | None
+    rate: float | None, burst: int | None, redis_url: str | None, *, prefix: str = "todo_mcp:calls:"
 ) -> LocalLimiter | RedisLimiter | None:
     """The limiter the settings describe, or None when tool calls are not limited."""
     if rate is None:
@@ -149,4 +149,4 @@ def limiter_for(
     from redis.asyncio import Redis
 
     client = Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-    return RedisLimiter(client, rate, room)
+    return RedisLimiter(client, rate, room, prefix=prefix)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio.to_thread
@@ -21,10 +23,27 @@ VERIFIED_CACHE_SECONDS = 60
 VERIFIED_CACHE_SIZE = 4096
 
 
-class TokenService:
-    """Issues HS* tokens with the shared secret and verifies tokens of the configured algorithm."""
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """What a verified token says. `grant_id` is set only for OAuth access tokens of this door's
+    resource: those stay valid only while their grant is (the door checks it)."""
 
-    def __init__(self, settings: Settings) -> None:
+    subject: str
+    expires_at: float
+    client_id: str | None = None
+    scopes: tuple[str, ...] = ()
+    grant_id: int | None = None
+
+
+class TokenService:
+    """Issues HS* tokens with the shared secret and verifies tokens of the configured algorithm.
+
+    `audience` is this door's own: the MCP resource URL for /mcp, the REST audience for the API
+    (both only when OAuth is on). A token with an `aud` claim is accepted only if it names that
+    audience or JWT_AUDIENCE; one without, only if JWT_AUDIENCE is unset and `audienceless` allows.
+    """
+
+    def __init__(self, settings: Settings, *, audience: str | None = None, audienceless: bool = True) -> None:
         self._algorithm = settings.jwt_algorithm
         secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         self._signing_key = secret if self._algorithm.startswith("HS") else None
@@ -37,29 +56,39 @@ class TokenService:
             if settings.jwt_jwks_url
             else None
         )
-        self._verified: dict[str, tuple[str, float]] = {}
+        self._door_audience = audience
+        self._audienceless = audienceless and self._audience is None
+        self._verified: dict[str, VerifiedToken] = {}
 
     @property
     def can_issue(self) -> bool:
         return self._signing_key is not None
 
-    def issue(self, user_id: str, ttl: timedelta = DEFAULT_TTL) -> str:
+    def issue(
+        self,
+        user_id: str,
+        ttl: timedelta = DEFAULT_TTL,
+        *,
+        audience: str | None = None,
+        claims: dict[str, object] | None = None,
+    ) -> str:
         if self._signing_key is None:
             raise InvalidInput("Issuing tokens needs JWT_SECRET and an HS256/HS384/HS512 JWT_ALGORITHM.")
         if not timedelta(0) < ttl <= MAX_TTL:
             raise InvalidInput(f"A token's lifetime must be between 1 second and {MAX_TTL.days} days.")
         now = utcnow()
-        claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl}
+        payload: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl}
         if self._issuer:
-            claims["iss"] = self._issuer
-        if self._audience:
-            claims["aud"] = self._audience
-        return jwt.encode(claims, self._signing_key, algorithm=self._algorithm)
+            payload["iss"] = self._issuer
+        if audience or self._audience:
+            payload["aud"] = audience or self._audience
+        payload.update(claims or {})
+        return jwt.encode(payload, self._signing_key, algorithm=self._algorithm)
 
-    async def verify_async(self, token: str) -> str:
+    async def verify_async(self, token: str) -> VerifiedToken:
         """`verify`, off the event loop when it may fetch keys over the network."""
-        if (subject := self._remembered(token)) is not None:
-            return subject
+        if (verified := self._remembered(token)) is not None:
+            return verified
         if self._jwks is None:
             return self.verify(token)
         return await anyio.to_thread.run_sync(self.verify, token)
@@ -76,24 +105,24 @@ class TokenService:
             raise Unauthenticated("This server has no key to verify tokens with.")
         return self._verifying_key
 
-    def _remembered(self, token: str) -> str | None:
+    def _remembered(self, token: str) -> VerifiedToken | None:
         entry = self._verified.get(token)
-        if entry is None or time.time() >= entry[1]:
+        if entry is None or time.time() >= entry.expires_at:
             return None
-        return entry[0]
+        return entry
 
-    def verify(self, token: str) -> str:
-        """Return the token's subject (the user id), or raise `Unauthenticated` saying why."""
-        if (subject := self._remembered(token)) is not None:
-            return subject
-        subject, expires_at = self._check(token)
+    def verify(self, token: str) -> VerifiedToken:
+        """What the token says, or `Unauthenticated` saying why it is not accepted here."""
+        if (verified := self._remembered(token)) is not None:
+            return verified
+        verified = self._check(token)
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
             self._verified.clear()
-        self._verified[token] = (subject, min(expires_at, time.time() + VERIFIED_CACHE_SECONDS))
-        return subject
+        remembered_until = min(verified.expires_at, time.time() + VERIFIED_CACHE_SECONDS)
+        self._verified[token] = dataclasses.replace(verified, expires_at=remembered_until)
+        return verified
 
-    def _check(self, token: str) -> tuple[str, float]:
-        """The subject, and when the token stops being valid (epoch seconds)."""
+    def _check(self, token: str) -> VerifiedToken:
         key = self._key_for(token)
         try:
             claims = jwt.decode(
@@ -103,7 +132,8 @@ class TokenService:
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
-                options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
+                # The audience is checked below, against this door's as well as JWT_AUDIENCE.
+                options={"require": ["exp", "sub"], "verify_aud": False},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("The token has expired; get a new one.") from None
@@ -116,4 +146,33 @@ class TokenService:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("The token's subject must be a user id.")
-        return subject, float(claims["exp"]) + self._leeway
+        expires_at = float(claims["exp"]) + self._leeway
+        raw_audience = claims.get("aud")
+        audiences = [raw_audience] if isinstance(raw_audience, str) else list(raw_audience or [])
+        if not audiences:
+            if self._audience is not None:
+                raise Unauthenticated("The token has no 'aud' claim.")
+            if not self._audienceless:
+                raise Unauthenticated(
+                    "The token has no audience; this server accepts only tokens issued for it."
+                )
+            return VerifiedToken(subject=subject, expires_at=expires_at)
+        if self._audience is not None and self._audience in audiences:
+            return VerifiedToken(subject=subject, expires_at=expires_at)
+        if self._audience is None and self._door_audience is None:
+            # Without OAuth and JWT_AUDIENCE nothing here is audience-bound, as before OAuth.
+            return VerifiedToken(subject=subject, expires_at=expires_at)
+        if self._door_audience is None or self._door_audience not in audiences:
+            raise Unauthenticated(
+                "The token is not valid for this server: it was issued for another audience."
+            )
+        grant_id = claims.get("gid")
+        scope = claims.get("scope")
+        client_id = claims.get("client_id")
+        return VerifiedToken(
+            subject=subject,
+            expires_at=expires_at,
+            client_id=client_id if isinstance(client_id, str) else None,
+            scopes=tuple(scope.split()) if isinstance(scope, str) else (),
+            grant_id=grant_id if isinstance(grant_id, int) and not isinstance(grant_id, bool) else None,
+        )
