@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 from urllib.parse import urlencode
 
 import anyio
@@ -45,6 +46,7 @@ from todo_mcp.services.oauth.keys import ClientSecrets, derive_key, token_hash
 from todo_mcp.services.tokens import TokenService, VerifiedToken
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LOGIN_PATH = "/oauth/login"
 # How long a person has to fill in the login page.
@@ -244,7 +246,8 @@ class Provider(OAuthAuthorizationServerProvider[StoredCode, StoredRefreshToken, 
         self, client: OAuthClientInformationFull, authorization_code: str
     ) -> StoredCode | None:
         async with self.db.transaction() as session:
-            row = await grants.find_code(session, client.client_id, authorization_code, self.clock())
+            lookup = await grants.find_code(session, client.client_id, authorization_code, self.clock())
+        row = self._seen(lookup)
         if row is None:
             return None
         return StoredCode(
@@ -265,7 +268,9 @@ class Provider(OAuthAuthorizationServerProvider[StoredCode, StoredRefreshToken, 
     ) -> OAuthToken:
         try:
             async with self.db.transaction() as session:
-                row = await grants.find_code(session, client.client_id, authorization_code.code, self.clock())
+                row = (
+                    await grants.find_code(session, client.client_id, authorization_code.code, self.clock())
+                ).found
                 if row is None:
                     raise grants.InvalidGrant("The authorization code was already used or has expired.")
                 issued = await grants.redeem_code(session, row, self.policy, self.tokens, self.clock())
@@ -280,7 +285,8 @@ class Provider(OAuthAuthorizationServerProvider[StoredCode, StoredRefreshToken, 
         self, client: OAuthClientInformationFull, refresh_token: str
     ) -> StoredRefreshToken | None:
         async with self.db.transaction() as session:
-            found = await grants.find_refresh(session, client.client_id, refresh_token, self.clock())
+            lookup = await grants.find_refresh(session, client.client_id, refresh_token, self.clock())
+        found = self._seen(lookup)
         if found is None:
             return None
         row, grant = found
@@ -371,6 +377,11 @@ class Provider(OAuthAuthorizationServerProvider[StoredCode, StoredRefreshToken, 
             removed.grants,
             removed.clients,
         )
+
+    def _seen(self, lookup: grants.Lookup[T]) -> T | None:
+        if lookup.revoked_grant is not None:
+            self.active_grants.forget(lookup.revoked_grant)
+        return lookup.found
 
     def _token(self, issued: grants.IssuedTokens) -> OAuthToken:
         return OAuthToken(

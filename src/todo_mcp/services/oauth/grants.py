@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from sqlalchemy import delete, exists, update
 from sqlmodel import col, select
@@ -95,19 +96,30 @@ async def create_code(
     return code
 
 
-async def find_code(session: AsyncSession, client_id: str, code: str, now: datetime) -> OAuthCode | None:
-    """The unused code of this client, or None. A used one revokes what its first use granted."""
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup(Generic[T]):
+    """What a code or refresh token found: the live row, or nothing; and the grant it revoked
+    when it was presented again after use (so the caller can forget it at once)."""
+
+    found: T | None
+    revoked_grant: int | None = None
+
+
+async def find_code(session: AsyncSession, client_id: str, code: str, now: datetime) -> Lookup[OAuthCode]:
+    """The unused code of this client. A used one revokes what its first use granted."""
     row = (await session.exec(select(OAuthCode).where(col(OAuthCode.code_hash) == token_hash(code)))).first()
     if row is None or row.client_id != client_id:
-        return None
+        return Lookup(None)
     if row.used_at is not None:
-        if row.grant_id is not None:
-            log.warning(
-                "authorization code of client %s used twice: grant %d revoked", client_id, row.grant_id
-            )
-            await revoke_grant(session, row.grant_id, now)
-        return None
-    return row
+        if row.grant_id is None:
+            return Lookup(None)
+        log.warning("authorization code of client %s used twice: grant %d revoked", client_id, row.grant_id)
+        await revoke_grant(session, row.grant_id, now)
+        return Lookup(None, revoked_grant=row.grant_id)
+    return Lookup(row)
 
 
 async def _issue(
@@ -188,7 +200,7 @@ async def redeem_code(
 
 async def find_refresh(
     session: AsyncSession, client_id: str, token: str, now: datetime
-) -> tuple[OAuthRefreshToken, OAuthGrant] | None:
+) -> Lookup[tuple[OAuthRefreshToken, OAuthGrant]]:
     """The live refresh token of this client and its grant. An old one revokes the family."""
     found = (
         await session.exec(
@@ -198,10 +210,10 @@ async def find_refresh(
         )
     ).first()
     if found is None:
-        return None
+        return Lookup(None)
     refresh, grant = found
     if grant.client_id != client_id or grant.revoked_at is not None:
-        return None
+        return Lookup(None)
     if refresh.used_at is not None:
         log.warning(
             "refresh token of grant %d (client %s) used again after rotation: grant revoked",
@@ -210,10 +222,10 @@ async def find_refresh(
         )
         assert grant.id is not None
         await revoke_grant(session, grant.id, now)
-        return None
+        return Lookup(None, revoked_grant=grant.id)
     if refresh.expires_at <= now:
-        return None
-    return refresh, grant
+        return Lookup(None)
+    return Lookup((refresh, grant))
 
 
 async def find_refresh_grant(session: AsyncSession, client_id: str, refresh_hash: str) -> int | None:
