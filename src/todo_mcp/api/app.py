@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import todo_mcp
 from todo_mcp import metrics
-from todo_mcp.api import auth_routes, chat_routes, conversation_routes, task_routes
+from todo_mcp.api import auth_routes, chat_routes, connection_routes, conversation_routes, task_routes
 from todo_mcp.api.schemas import Problem, ValidationErrorBody
 from todo_mcp.assistant.setup import AssistantSetup, build_assistant
 from todo_mcp.config import Settings
@@ -221,7 +221,13 @@ def build_api_app(
     app.add_middleware(RequestLog)
     # Outside the request log, so that its line carries the id too.
     app.add_middleware(RequestIds)
-    for router in (auth_routes.router, task_routes.router, conversation_routes.router, chat_routes.router):
+    for router in (
+        auth_routes.router,
+        connection_routes.router,
+        task_routes.router,
+        conversation_routes.router,
+        chat_routes.router,
+    ):
         app.include_router(router, responses=INVALID_REQUEST)
 
     @app.get("/health", tags=["operations"], summary="The process is up")

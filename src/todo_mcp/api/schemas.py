@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from todo_mcp.db.models import Conversation, Message, User
+from todo_mcp.services.oauth.grants import Connection
 from todo_mcp.services.tasks import TaskPage, TaskRecord
 
 EXAMPLE_TIME = "2026-11-24T10:00:00Z"
@@ -88,6 +89,28 @@ class TokenResponse(BaseModel):
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a scheme name, not a secret)
     expires_in: int = Field(description="Seconds until the token expires.", examples=[3600])
     user: UserPublic
+
+
+class ConnectionPublic(BaseModel):
+    """An app connected through OAuth (a remote MCP client the user allowed)."""
+
+    id: int
+    client_id: str = Field(description="The app's client id: a registration's id or its metadata URL.")
+    client_name: str | None = Field(description="The name the app gave; not verified for registered apps.")
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime = Field(description="When it last got tokens (log-in or refresh).")
+
+    @classmethod
+    def of(cls, connection: Connection) -> ConnectionPublic:
+        return cls(
+            id=connection.id,
+            client_id=connection.client_id,
+            client_name=connection.client_name,
+            scopes=connection.scopes,
+            created_at=connection.created_at,
+            last_used_at=connection.last_used_at,
+        )
 
 
 DUE_FIELD = (
