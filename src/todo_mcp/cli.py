@@ -53,11 +53,18 @@ class Fatal(Exception):
     """Stop the command with this message and exit status 2."""
 
 
+def _setting_problem(error: Any) -> str:
+    """A validation error as the variable it is about and what is wrong with it."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    variable = str(error["loc"][0]).upper() if error.get("loc") else None
+    return f"{variable}: {message}" if variable and variable not in message else message
+
+
 def load_settings() -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
+        problems = "; ".join(_setting_problem(error) for error in exc.errors())
         err.print(f"[red]Configuration error:[/red] {problems}")
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format, sql_echo=settings.database_echo)

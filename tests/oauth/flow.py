@@ -129,7 +129,8 @@ async def submit(http: httpx.AsyncClient, page: httpx.Response, **fields: str) -
     form = read_form(page.text)
     assert form.action is not None
     data = {**form.fields, **fields}
-    return await http.post(form.action, data=data)
+    # As a browser does: the action relative to the page's own URL.
+    return await http.post(str(page.url.join(form.action)), data=data)
 
 
 async def authorize(

@@ -59,3 +59,38 @@ async def test_a_registered_client_logs_in_calls_tools_refreshes_and_revokes(oau
     again = await flow.refresh(http, client, second["refresh_token"])
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    ("scope", "granted"),
+    [
+        (None, "tasks"),
+        ("tasks", "tasks"),
+        ("tasks offline_access", "tasks offline_access"),
+        ("offline_access", "tasks offline_access"),
+    ],
+)
+async def test_the_scopes_clients_ask_for_grant_the_tasks(
+    oauth: OAuthApp, scope: str | None, granted: str
+) -> None:
+    """offline_access (which MCP's SDK and others add for a refresh token) is always allowed and
+    never grants less than the tasks."""
+    user_id = await oauth.account("ada@example.com")
+    client = await flow.register(oauth.http)
+    extra = {"scope": scope} if scope else {}
+    authorized = await flow.authorize(oauth.http, client, "ada@example.com", **extra)
+    tokens = (await flow.exchange(oauth.http, client, authorized)).json()
+    assert tokens["scope"] == granted
+    listed = await flow.call_tool(oauth.http, tokens["access_token"], "list_tasks", {"user_id": user_id})
+    assert listed.status_code == 200
+
+
+async def test_a_scope_the_client_was_not_registered_for_is_refused(oauth: OAuthApp) -> None:
+    client = await flow.register(oauth.http)
+    _, challenge = flow.pkce()
+    page = await flow.open_login_page(
+        oauth.http, client.client_id, client.redirect_uri, challenge, "st", scope="tasks admin"
+    )
+    query = flow.query_of(page.headers["location"])
+    assert query["error"] == "invalid_scope"
+    assert query["iss"] == PUBLIC_URL

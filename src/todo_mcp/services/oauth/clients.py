@@ -28,7 +28,8 @@ REFUSED_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "about", 
 # Scopes: one for the tasks; offline_access is accepted because some clients ask for it to get
 # a refresh token (every grant here has one anyway).
 TASKS_SCOPE = "tasks"
-VALID_SCOPES = [TASKS_SCOPE, "offline_access"]
+OFFLINE_ACCESS = "offline_access"
+VALID_SCOPES = [TASKS_SCOPE, OFFLINE_ACCESS]
 DEFAULT_SCOPES = [TASKS_SCOPE]
 
 
@@ -103,6 +104,19 @@ class RegisteredClient(OAuthClientInformationFull):
             if redirect_matches(str(registered), requested):
                 return redirect_uri
         raise InvalidRedirectUriError(f"Redirect URI '{requested}' is not registered for this client")
+
+    def validate_scope(self, requested_scope: str | None) -> list[str] | None:
+        """The SDK's check, except that offline_access is always allowed: some clients add it to
+        ask for a refresh token (MCP's SDK does when the server lists it), and every grant here
+        has one. Asked for alone, it comes with the tasks scope, the only access there is."""
+        if requested_scope is None:
+            return None
+        scopes = requested_scope.split()
+        others = [scope for scope in scopes if scope != OFFLINE_ACCESS]
+        if others:
+            super().validate_scope(" ".join(others))
+            return scopes
+        return [TASKS_SCOPE, *scopes]
 
     @property
     def display_name(self) -> str:
