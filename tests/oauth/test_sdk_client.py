@@ -27,24 +27,13 @@ from mcp.shared.auth import (
 )
 
 from tests.oauth import flow
+from tests.oauth.servers import Server, oauth_server
 from tests.tls import DocumentServer, https_server, make_ca
 from tests.transports.clients import envelope
-from tests.transports.processes import ServerProcess, free_port, server_env, spawn_command, stop, wait_healthy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 ACCESS_TTL_SECONDS = 5
-
-
-@dataclass
-class Server:
-    process: ServerProcess
-    public_url: str
-    api_url: str
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.public_url}/mcp"
 
 
 @pytest.fixture
@@ -56,33 +45,15 @@ def documents(tmp_path: Path) -> Iterator[tuple[DocumentServer, Path]]:
 
 @pytest.fixture
 def server(database_url: str, tmp_path: Path, documents: tuple[DocumentServer, Path]) -> Iterator[Server]:
-    port, api_port = free_port(), free_port()
-    public_url = f"http://127.0.0.1:{port}"
-    env = server_env(
-        database_url,
-        {
-            "PUBLIC_URL": public_url,
-            "API_PORT": str(api_port),
-            "OAUTH_ACCESS_TOKEN_TTL_SECONDS": str(ACCESS_TTL_SECONDS),
-            "JWT_LEEWAY_SECONDS": "0",
-            # The test's document server is on loopback: allowed by name, trusted by its CA.
-            "OAUTH_CLIENT_METADATA_ALLOWED_HOSTS": "localhost",
-            "SSL_CERT_FILE": str(documents[1]),
-        },
-    )
-    if database_url.startswith("sqlite"):
-        # The process migrates nothing itself; `db upgrade` as the README says.
-        from tests.transports.processes import run_cli
-
-        assert run_cli(["db", "upgrade"], cwd=tmp_path, env=env).returncode == 0
-    process = spawn_command(
-        tmp_path, env, "serve", ["serve", "--with-api", "--host", "127.0.0.1", "--port", str(port)], port=port
-    )
-    try:
-        wait_healthy(public_url, f"http://127.0.0.1:{api_port}", processes=[process])
-        yield Server(process, public_url, f"http://127.0.0.1:{api_port}")
-    finally:
-        stop(process)
+    extra = {
+        "OAUTH_ACCESS_TOKEN_TTL_SECONDS": str(ACCESS_TTL_SECONDS),
+        "JWT_LEEWAY_SECONDS": "0",
+        # The test's document server is on loopback: allowed by name, trusted by its CA.
+        "OAUTH_CLIENT_METADATA_ALLOWED_HOSTS": "localhost",
+        "SSL_CERT_FILE": str(documents[1]),
+    }
+    with oauth_server(database_url, tmp_path, extra) as running:
+        yield running
 
 
 @dataclass
