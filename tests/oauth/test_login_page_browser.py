@@ -8,8 +8,6 @@ import http.server
 import json
 import os
 import secrets
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,39 +18,19 @@ import httpx
 import pytest
 
 from tests.oauth import flow
+from tests.oauth.js import JS, chromium, node_with_packages
 from tests.oauth.servers import Server, oauth_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-DRIVER = ROOT / "tests" / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", ROOT / ".artifacts")) / "browser"
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI installs it (.ci/run)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
-def driver() -> Path:
-    """playwright-core installed from tests/browser's lock file, and Debian's Chromium."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _missing("Node.js and npm are needed for the browser test")
-    if not CHROMIUM.exists():
-        _missing(f"Debian's chromium is needed at {CHROMIUM} (apt-get install chromium)")
-    if not (DRIVER / "node_modules" / "playwright-core").exists():
-        subprocess.run(
-            [str(npm), "ci", "--no-audit", "--no-fund"],
-            cwd=DRIVER,
-            check=True,
-            timeout=300,
-            capture_output=True,
-        )
-    return DRIVER / "login_page.mjs"
+def driver() -> tuple[str, Path]:
+    """Node with playwright-core, and Debian's Chromium."""
+    return node_with_packages(), chromium()
 
 
 class _App(http.server.BaseHTTPRequestHandler):
@@ -101,14 +79,17 @@ def _authorize_url(server: Server, client_id: str, redirect_uri: str, state: str
     return f"{server.public_url}/authorize?{urlencode(query)}"
 
 
-async def test_the_login_page_in_a_real_browser(server: Server, driver: Path, redirect_uri: str) -> None:
+async def test_the_login_page_in_a_real_browser(
+    server: Server, driver: tuple[str, Path], redirect_uri: str
+) -> None:
+    node, browser = driver
     email = f"browser-{secrets.token_hex(4)}@example.com"
     async with httpx.AsyncClient(base_url=server.public_url, timeout=10) as http:
         await flow.sign_up(http, server.api_url, email)
         client = await flow.register(http, redirect_uri=redirect_uri, name="Browser Test App")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     request = {
-        "chromium": str(CHROMIUM),
+        "chromium": str(browser),
         "javascript": False,  # the page needs none
         "artifacts": str(ARTIFACTS),
         "redirectPrefix": redirect_uri,
@@ -120,9 +101,7 @@ async def test_the_login_page_in_a_real_browser(server: Server, driver: Path, re
             for name in ("wrongPassword", "allow", "deny")
         },
     }
-    run = await anyio.run_process(
-        [shutil.which("node") or "node", str(driver), json.dumps(request)], check=False
-    )
+    run = await anyio.run_process([node, str(JS / "login_page.mjs"), json.dumps(request)], check=False)
     assert run.returncode == 0, run.stderr.decode(errors="replace") + server.process.log()
     seen = json.loads(run.stdout.decode().strip().splitlines()[-1])
 
