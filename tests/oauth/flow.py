@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import httpx
 
 PASSWORD = "correct horse battery"
@@ -196,3 +197,16 @@ async def call_tool(
             "MCP-Protocol-Version": "2025-11-25",
         },
     )
+
+
+async def refused_within(http: httpx.AsyncClient, token: str, user_id: str, seconds: float) -> float:
+    """How long until /mcp refuses a revoked token (a process re-checks a grant every few
+    seconds); fails the test if it still works after `seconds`."""
+    started = anyio.current_time()
+    while True:
+        answer = await call_tool(http, token, "list_tasks", {"user_id": user_id})
+        waited = anyio.current_time() - started
+        if answer.status_code == 401:
+            return waited
+        assert waited < seconds, "the revoked token still works"
+        await anyio.sleep(0.25)

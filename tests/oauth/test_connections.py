@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import anyio
 import httpx
 import pytest
 
@@ -42,18 +41,6 @@ async def _rest_token(rest: httpx.AsyncClient, email: str) -> str:
     return token
 
 
-async def _refused_within(oauth: OAuthApp, token: str, user_id: str, seconds: float) -> float:
-    """How long until /mcp refuses the token (each process re-checks a grant every few seconds)."""
-    started = anyio.current_time()
-    while True:
-        answer = await flow.call_tool(oauth.http, token, "list_tasks", {"user_id": user_id})
-        waited = anyio.current_time() - started
-        if answer.status_code == 401:
-            return waited
-        assert waited < seconds, "the revoked token still works"
-        await anyio.sleep(0.25)
-
-
 async def test_the_api_lists_and_revokes_connections(oauth: OAuthApp, rest: httpx.AsyncClient) -> None:
     user_id, client, tokens = await _connect(oauth, "ada@example.com", name="Claude")
     rest_token = await _rest_token(rest, "ada@example.com")
@@ -70,7 +57,7 @@ async def test_the_api_lists_and_revokes_connections(oauth: OAuthApp, rest: http
     assert (await flow.refresh(oauth.http, client, tokens["refresh_token"])).json()[
         "error"
     ] == "invalid_grant"
-    await _refused_within(oauth, tokens["access_token"], user_id, seconds=8)
+    await flow.refused_within(oauth.http, tokens["access_token"], user_id, seconds=8)
 
 
 async def test_another_users_connection_cannot_be_seen_or_revoked(

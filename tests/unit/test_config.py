@@ -218,3 +218,53 @@ def test_listening_on_loopback_without_auth_is_allowed(host: str) -> None:
 @pytest.mark.parametrize("host", [ALL_IPV4, ALL_IPV6, "192.168.1.10"])
 def test_listening_anywhere_with_auth_is_allowed(host: str) -> None:
     make_settings(SQLITE, jwt_secret=STRONG_SECRET).check_http_exposure(host)
+
+
+OAUTH_SECRET = "x" * 40
+
+
+@pytest.mark.parametrize(
+    ("given", "public_url"),
+    [
+        ("https://todo.example.com", "https://todo.example.com"),
+        ("https://todo.example.com/", "https://todo.example.com"),
+        ("https://Todo.Example.com:8443", "https://todo.example.com:8443"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("http://localhost:5000/", "http://localhost:5000"),
+        ("http://[::1]:5000", "http://[::1]:5000"),
+    ],
+)
+def test_public_url_is_an_origin_without_a_trailing_slash(given: str, public_url: str) -> None:
+    settings = make_settings("sqlite://", jwt_secret=OAUTH_SECRET, public_url=given)
+    assert settings.public_url == public_url
+    assert settings.oauth_enabled
+    assert settings.mcp_resource_url == f"{public_url}/mcp"
+
+
+@pytest.mark.parametrize(
+    ("given", "complaint"),
+    [
+        ("http://todo.example.com", "must be HTTPS except on this machine"),
+        ("https://todo.example.com/todo", "without a path"),
+        ("https://todo.example.com/?x=1", "without a path"),
+        ("https://user:pw@todo.example.com", "without a path"),
+        ("ftp://todo.example.com", r"http\(s\) origin"),
+        ("todo.example.com", r"http\(s\) origin"),
+        ("https://todo.example.com:99999", "invalid port"),
+    ],
+)
+def test_a_public_url_that_cannot_be_the_issuer_refuses_to_start(given: str, complaint: str) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        make_settings("sqlite://", jwt_secret=OAUTH_SECRET, public_url=given)
+
+
+def test_oauth_needs_a_shared_secret_to_sign_its_tokens() -> None:
+    with pytest.raises(ValidationError, match="PUBLIC_URL turns on OAuth"):
+        make_settings("sqlite://", public_url="https://todo.example.com")
+
+
+def test_without_public_url_oauth_is_off() -> None:
+    settings = make_settings("sqlite://", jwt_secret=OAUTH_SECRET)
+    assert not settings.oauth_enabled
+    assert settings.mcp_resource_url is None
+    assert settings.rest_audience is None
