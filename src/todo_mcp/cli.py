@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import typer
@@ -22,7 +23,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp
 
-from todo_mcp.config import Settings
+from todo_mcp.config import Settings, is_loopback
 from todo_mcp.db import revisions
 from todo_mcp.db.engine import Database
 from todo_mcp.logs import configure_logging
@@ -131,6 +132,20 @@ def print_connect_help(settings: Settings, host: str, port: int, demo_user: str 
     auth = "" if not settings.auth_enabled else ' -H "Authorization: Bearer $(todo-mcp token ' + user + ')"'
     out.print(f"\n[bold]todo-mcp[/bold] serves MCP at [cyan]{base}/mcp[/cyan] (Streamable HTTP)")
     out.print(f"Database: {settings.database_url_for_logs}")
+    if settings.public_url is not None:
+        public = urlsplit(settings.public_url)
+        if is_loopback(public.hostname or "") and public.port not in (None, port):
+            out.print(
+                f"[yellow]Warning:[/yellow] PUBLIC_URL is {settings.public_url} but this server listens on "
+                f"port {port}: clients will be sent to the wrong place.",
+                soft_wrap=True,
+            )
+        out.print(
+            f"OAuth: on. Remote MCP clients (Claude, ChatGPT, VS Code, Cursor, ...) connect to "
+            f"[cyan]{settings.public_url}/mcp[/cyan] and log in with a todo-mcp account; "
+            f"connected apps at {settings.public_url}/connections",
+            soft_wrap=True,
+        )
     if settings.auth_enabled:
         out.print("Tokens: required. Make one with: todo-mcp token USER_ID")
     else:

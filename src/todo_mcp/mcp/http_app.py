@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -50,11 +51,14 @@ LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"
 
 def transport_security(settings: Settings, host: str) -> TransportSecuritySettings:
     """Host/Origin checks against DNS rebinding: loopback names always, plus configured ones."""
+    # The public origin is where clients reach us by definition (through any proxy).
+    public = [urlsplit(settings.public_url).netloc] if settings.public_url else []
+    public_origin = [settings.public_url] if settings.public_url else []
     if settings.mcp_allowed_hosts or settings.mcp_allowed_origins or is_loopback(host):
         return TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
-            allowed_hosts=[*LOOPBACK_HOSTS, *settings.mcp_allowed_hosts],
-            allowed_origins=[*LOOPBACK_ORIGINS, *settings.mcp_allowed_origins],
+            allowed_hosts=[*LOOPBACK_HOSTS, *settings.mcp_allowed_hosts, *public],
+            allowed_origins=[*LOOPBACK_ORIGINS, *settings.mcp_allowed_origins, *public_origin],
         )
     # Listening on a public address with nothing configured: tokens are the protection.
     return TransportSecuritySettings(enable_dns_rebinding_protection=False)
