@@ -50,6 +50,8 @@ DOCUMENTED: Final = {
     "/auth/signup": {"post"},
     "/auth/login": {"post"},
     "/api/me": {"get", "patch"},
+    "/api/me/connections": {"get"},
+    "/api/me/connections/{connection_id}": {"delete"},
     "/api/{user_id}/tasks": {"get", "post"},
     "/api/{user_id}/tasks/{task_id}": {"get", "put", "delete"},
     "/api/{user_id}/tasks/{task_id}/complete": {"patch"},
@@ -64,7 +66,7 @@ OPERATIONS: Final = [
     "GET /health",
     "GET /ready",
 ]
-# Generated requests per operation (there are 15): with deadline=None, about 15 s in all.
+# Generated requests per operation (there are 17): with deadline=None, about 15 s in all.
 MAX_EXAMPLES: Final = 25
 CHECKS: Final = [
     not_a_server_error,

@@ -3,6 +3,7 @@ code exchange, tool calls, refresh with rotation, and revocation."""
 
 from __future__ import annotations
 
+import httpx
 import jwt
 import pytest
 
@@ -94,3 +95,32 @@ async def test_a_scope_the_client_was_not_registered_for_is_refused(oauth: OAuth
     query = flow.query_of(page.headers["location"])
     assert query["error"] == "invalid_scope"
     assert query["iss"] == PUBLIC_URL
+
+
+async def test_a_basic_client_may_send_its_id_only_in_the_authorization_header(oauth: OAuthApp) -> None:
+    """RFC 6749 2.3.1; the TypeScript MCP SDK sends client_secret_basic this way."""
+    user_id = await oauth.account("ada@example.com")
+    client = await flow.register(oauth.http, method="client_secret_basic")
+    authorized = await flow.authorize(oauth.http, client, "ada@example.com")
+    basic = httpx.BasicAuth(client.client_id, client.client_secret or "")
+    answer = await oauth.http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": authorized.code,
+            "redirect_uri": authorized.redirect_uri,
+            "code_verifier": authorized.verifier,
+        },
+        auth=basic,
+    )
+    assert answer.status_code == 200, answer.text
+    tokens = answer.json()
+    wrong = httpx.BasicAuth(client.client_id, "not-the-secret")
+    refused = await oauth.http.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}, auth=wrong
+    )
+    assert refused.status_code == 401
+    revoked = await oauth.http.post("/revoke", data={"token": tokens["refresh_token"]}, auth=basic)
+    assert revoked.status_code == 200
+    after = await flow.call_tool(oauth.http, tokens["access_token"], "list_tasks", {"user_id": user_id})
+    assert after.status_code == 401

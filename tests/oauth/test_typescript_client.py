@@ -29,7 +29,7 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
         yield running
 
 
-@pytest.mark.parametrize("method", ["client_secret_post", "none"])
+@pytest.mark.parametrize("method", ["client_secret_post", "client_secret_basic", "none"])
 async def test_the_typescript_sdk_client_connects_through_the_login(server: Server, method: str) -> None:
     node = node_with_packages()
     email = f"ts-{secrets.token_hex(4)}@example.com"
@@ -60,9 +60,12 @@ async def test_the_typescript_sdk_client_connects_through_the_login(server: Serv
 
     # The client's last refresh token, revoked the RFC 7009 way, ends the connection.
     data = {"token": later[-1]["refresh_token"], "client_id": seen["clientId"]}
-    if seen["clientSecret"]:
+    auth = None
+    if method == "client_secret_post":
         data["client_secret"] = seen["clientSecret"]
-    async with httpx.AsyncClient(base_url=server.public_url, timeout=10) as http:
+    elif method == "client_secret_basic":
+        auth = httpx.BasicAuth(seen["clientId"], seen["clientSecret"])
+    async with httpx.AsyncClient(base_url=server.public_url, timeout=10, auth=auth) as http:
         assert (await http.post("/revoke", data=data)).status_code == 200
         refused = await flow.call_tool(http, later[-1]["access_token"], "list_tasks", {"user_id": user_id})
     assert refused.status_code == 401

@@ -10,8 +10,11 @@ that is not ours; revocation works for public clients.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from typing import Any
+from urllib.parse import unquote, urlencode
 
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.handlers.metadata import MetadataHandler, ProtectedResourceMetadataHandler
@@ -27,7 +30,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, request_response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message
 
 from todo_mcp.config import Settings
 from todo_mcp.oauth.pages import CONNECTIONS_PATH, Pages, stylesheet
@@ -77,6 +80,33 @@ async def _form_too_big(request: Request) -> bool:
     return len(await request.body()) > MAX_FORM_BYTES
 
 
+async def with_client_id(request: Request) -> Request:
+    """The request, with `client_id` in its form when the client sent it only in its Basic
+    credentials (RFC 6749 2.3.1 allows that; the TypeScript MCP SDK does it), since the SDK's
+    handlers read the client id from the form alone."""
+    form = await request.form()
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if form.get("client_id") or scheme.lower() != "basic":
+        return request
+    try:
+        client_id = unquote(base64.b64decode(credentials.strip(), validate=True).decode().split(":", 1)[0])
+    except (ValueError, UnicodeDecodeError):
+        return request  # the authenticator says what is wrong with it
+    body = urlencode(
+        [*((k, v) for k, v in form.multi_items() if isinstance(v, str)), ("client_id", client_id)]
+    ).encode()
+    headers = [(k, v) for k, v in request.scope["headers"] if k not in (b"content-length", b"content-type")]
+    headers += [
+        (b"content-length", str(len(body)).encode()),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+    ]
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request({**request.scope, "headers": headers}, receive)
+
+
 def oauth_routes(settings: Settings, provider: Provider) -> list[BaseRoute]:
     assert settings.public_url is not None
     assert settings.mcp_resource_url is not None
@@ -117,6 +147,8 @@ def oauth_routes(settings: Settings, provider: Provider) -> list[BaseRoute]:
     own_login = f"{settings.public_url}{LOGIN_PATH}?"
 
     async def authorize(request: Request) -> Response:
+        if request.method == "POST" and await _form_too_big(request):
+            return _oauth_error(413, "invalid_request", "The request is too large.")
         params: Any = request.query_params if request.method == "GET" else await request.form()
         client_id = params.get("client_id")
         if isinstance(client_id, str) and is_document_client_id(client_id):
@@ -137,6 +169,7 @@ def oauth_routes(settings: Settings, provider: Provider) -> list[BaseRoute]:
     async def token(request: Request) -> Response:
         if await _form_too_big(request):
             return _oauth_error(413, "invalid_request", "The request is too large.")
+        request = await with_client_id(request)
         form = await request.form()
         resource = form.get("resource")
         if isinstance(resource, str) and resource.rstrip("/") != settings.mcp_resource_url:
@@ -144,6 +177,18 @@ def oauth_routes(settings: Settings, provider: Provider) -> list[BaseRoute]:
                 400, "invalid_target", f"This server issues tokens only for {settings.mcp_resource_url}."
             )
         answer: Response = await tokens.handle(request)
+        if answer.status_code >= 400:
+            # Why a client could not get tokens, for the operator (never the code or token itself).
+            try:
+                error = json.loads(bytes(answer.body)).get("error", "unknown")
+            except ValueError:
+                error = "unknown"
+            log.info(
+                "token request refused: client %s, grant %s, %s",
+                str(form.get("client_id", "?"))[:200],
+                str(form.get("grant_type", "?"))[:40],
+                error,
+            )
         return answer
 
     async def register(request: Request) -> Response:
@@ -168,6 +213,7 @@ def oauth_routes(settings: Settings, provider: Provider) -> list[BaseRoute]:
         """RFC 7009 for confidential and public clients alike: an unknown token is a 200."""
         if await _form_too_big(request):
             return _oauth_error(413, "invalid_request", "The request is too large.")
+        request = await with_client_id(request)
         try:
             client = await authenticator.authenticate_request(request)
         except AuthenticationError as err:
