@@ -204,6 +204,11 @@ http {{
         proxy_read_timeout 120s;
         location = /mcp {{ proxy_pass http://todo_mcp; }}
         location /tools/ {{ proxy_pass http://todo_mcp; }}
+        # OAuth for remote MCP clients (docs/OAUTH.md): discovery, the endpoints, the pages.
+        location /.well-known/ {{ proxy_pass http://todo_mcp; }}
+        location ~ ^/(authorize|token|register|revoke)$ {{ proxy_pass http://todo_mcp; }}
+        location /oauth/ {{ proxy_pass http://todo_mcp; }}
+        location /connections {{ proxy_pass http://todo_mcp; }}
         location /api/ {{
             # The assistant's streamed answers go out as they are written.
             proxy_buffering off;
@@ -240,6 +245,8 @@ def start(options: argparse.Namespace) -> None:
     try:
         ensure_database(direct_url)
         env = {**os.environ, "DATABASE_URL": direct_url, "JWT_SECRET": secret_file.read_text().strip()}
+        # OAuth log-in for remote MCP clients, at the balancer's address unless told another.
+        env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{options.port}")
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         subprocess.run([str(TODO_MCP), "db", "upgrade"], env=env, check=True, cwd=directory)
         if options.pgbouncer:
@@ -280,6 +287,7 @@ def start(options: argparse.Namespace) -> None:
     say(f"  {options.serve} serve and {options.api} api processes on one PostgreSQL{pooler}")
     say(f"  logs in {directory / 'logs'}")
     say(f"  a token: JWT_SECRET=$(cat {secret_file}) .venv/bin/todo-mcp token USER_ID")
+    say(f"  OAuth: MCP clients log in at {env['PUBLIC_URL']}/mcp (accounts: POST {url}/auth/signup)")
     say("  stop it: make cluster-stop")
 
 

@@ -2,7 +2,8 @@
 behind nginx on a PostgreSQL of the test's own (once directly, once through PgBouncer in
 transaction mode). Concurrent clients of several users make mixed tool calls through nginx,
 and try each other's ids; mid-run one serve process is killed with SIGKILL and started again,
-and PostgreSQL is restarted. Afterwards every acknowledged write is stored, no user saw or
+PostgreSQL is restarted, and the other serve process is stopped with SIGTERM. Before the traffic,
+a remote MCP client logs in with OAuth through nginx. Afterwards every acknowledged write is stored, no user saw or
 touched another's tasks, and every answer was a success, a 403 for the cross-user attempts, or
 a 503 while the database was down.
 """
@@ -28,6 +29,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.oauth import flow
 from tests.private_postgres import PrivateServer, private_postgres
 from tests.transports.processes import (
     JWT_SECRET,
@@ -186,9 +188,63 @@ async def stored(url: str) -> dict[str, set[str]]:
     return found
 
 
+def _oauth_through_the_balancer(url: str) -> None:
+    """A remote MCP client's log-in, every step through nginx: any process may take any step."""
+    with httpx.Client(base_url=url, timeout=10) as http:
+        challenge = http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        assert challenge.status_code == 401
+        assert (
+            f'resource_metadata="{url}/.well-known/oauth-protected-resource/mcp"'
+            in challenge.headers["www-authenticate"]
+        )
+        assert http.get("/.well-known/oauth-authorization-server").json()["issuer"] == url
+        email = "oauth-member@example.com"
+        signed_up = http.post("/auth/signup", json={"email": email, "password": flow.PASSWORD})
+        assert signed_up.status_code == 201, signed_up.text
+        user_id = signed_up.json()["id"]
+        registered = http.post("/register", json={"redirect_uris": ["http://127.0.0.1:47777/cb"]}).json()
+        verifier, code_challenge = flow.pkce()
+        start = http.get(
+            "/authorize",
+            params={
+                "response_type": "code",
+                "client_id": registered["client_id"],
+                "redirect_uri": "http://127.0.0.1:47777/cb",
+                "code_challenge": code_challenge,
+                "state": "st",
+            },
+        )
+        page = http.get(start.headers["location"])
+        form = flow.read_form(page.text)
+        assert form.action is not None
+        allowed = http.post(
+            form.action, data={**form.fields, "email": email, "password": flow.PASSWORD, "action": "allow"}
+        )
+        assert allowed.status_code == 303, allowed.text
+        code = flow.query_of(allowed.headers["location"])["code"]
+        tokens = http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": "http://127.0.0.1:47777/cb",
+                "client_id": registered["client_id"],
+                "client_secret": registered["client_secret"],
+                "code_verifier": verifier,
+            },
+        ).json()
+        listed = http.post(
+            "/tools/list_tasks",
+            json={"user_id": user_id},
+            headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        )
+        assert listed.status_code == 200, listed.text
+
+
 def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through_kills_and_restarts(
     cluster: Cluster, tmp_path: Path
 ) -> None:
+    _oauth_through_the_balancer(cluster.url)
     traffic = Traffic(cluster.url)
     pool = ThreadPoolExecutor(max_workers=len(USERS) * THREADS_PER_USER)
     for user in USERS:
@@ -206,7 +262,7 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
         extra = {"DATABASE_TRANSACTION_POOLER": "true"} if "service_url" in cluster.state else {}
         replacement = spawn_command(
             tmp_path,
-            server_env(service_url, extra),
+            server_env(service_url, {**extra, "PUBLIC_URL": cluster.url}),
             "replacement",
             ["serve", "--host", "127.0.0.1", "--port", str(victim["port"])],
             port=victim["port"],
@@ -218,6 +274,17 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
         time.sleep(1)
         cluster.database.start()
         traffic.wait_for(len(traffic.statuses) + 600, timeout=60)
+        # The other serve process is stopped the way a process manager stops it: it answers
+        # what it has, and nginx sends the rest to the replacement.
+        other = next(
+            p for p in cluster.state["processes"] if p["kind"] == "serve" and p["pid"] != victim["pid"]
+        )
+        os.kill(other["pid"], signal.SIGTERM)
+        traffic.wait_for(len(traffic.statuses) + 300, timeout=60)
+        deadline = time.monotonic() + 20
+        while _alive(other["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(other["pid"]), "the SIGTERMed serve process did not exit within 20 s"
     finally:
         traffic.stopping.set()
         pool.shutdown(wait=True)
@@ -226,7 +293,8 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
 
     assert traffic.leaks == []
     # A process killed while nginx relays its answer cuts that answer off (nginx cannot retry a
-    # request it has begun answering): only the calls in flight at that moment.
+    # request it has begun answering): only the calls in flight at that moment. The SIGTERM
+    # cuts nothing off.
     assert [what for when, what in traffic.broken if abs(when - killed_at) > 2] == []
     allowed = {"add": {200, 503, 0}, "list": {200, 503, 0}, "cross": {403, 503, 0}}
     unexpected = [(kind, status) for kind, status in traffic.statuses if status not in allowed[kind]]
