@@ -121,6 +121,10 @@ def start_pgbouncer(directory: Path, server_url: str) -> tuple[str, int]:
                 "pool_mode = transaction",
                 "default_pool_size = 20",
                 "max_client_conn = 1000",
+                # After a failed login (PostgreSQL restarting) PgBouncer refuses every client that
+                # needs a new server connection for this long; its default of 15 s would keep
+                # the service down well after the database is back.
+                "server_login_retry = 1",
                 f"logfile = {folder / 'pgbouncer.log'}",
                 f"pidfile = {folder / 'pgbouncer.pid'}",
                 "",
@@ -332,7 +336,10 @@ def stop(options: argparse.Namespace) -> None:
         terminate(state["pgbouncer_pid"])
     pgbouncer_dir = directory / "pgbouncer"
     if pgbouncer_dir.is_file():
-        shutil.rmtree(pgbouncer_dir.read_text().strip(), ignore_errors=True)
+        folder = Path(pgbouncer_dir.read_text().strip())
+        if (folder / "pgbouncer.log").exists():
+            shutil.copyfile(folder / "pgbouncer.log", directory / "logs" / "pgbouncer.log")
+        shutil.rmtree(folder, ignore_errors=True)
         pgbouncer_dir.unlink()
     state_file.unlink()
     say(f"cluster in {directory} stopped")

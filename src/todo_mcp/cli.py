@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlsplit
 
 import anyio
 import typer
@@ -23,7 +22,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp
 
-from todo_mcp.config import Settings, is_loopback
+from todo_mcp.config import Settings
 from todo_mcp.db import revisions
 from todo_mcp.db.engine import Database
 from todo_mcp.logs import configure_logging
@@ -133,13 +132,6 @@ def print_connect_help(settings: Settings, host: str, port: int, demo_user: str 
     out.print(f"\n[bold]todo-mcp[/bold] serves MCP at [cyan]{base}/mcp[/cyan] (Streamable HTTP)")
     out.print(f"Database: {settings.database_url_for_logs}")
     if settings.public_url is not None:
-        public = urlsplit(settings.public_url)
-        if is_loopback(public.hostname or "") and public.port not in (None, port):
-            out.print(
-                f"[yellow]Warning:[/yellow] PUBLIC_URL is {settings.public_url} but this server listens on "
-                f"port {port}: clients will be sent to the wrong place.",
-                soft_wrap=True,
-            )
         out.print(
             f"OAuth: on. Remote MCP clients (Claude, ChatGPT, VS Code, Cursor, ...) connect to "
             f"[cyan]{settings.public_url}/mcp[/cyan] and log in with a todo-mcp account; "

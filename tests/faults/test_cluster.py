@@ -2,10 +2,11 @@
 behind nginx on a PostgreSQL of the test's own (once directly, once through PgBouncer in
 transaction mode). Concurrent clients of several users make mixed tool calls through nginx,
 and try each other's ids; mid-run one serve process is killed with SIGKILL and started again,
-PostgreSQL is restarted, and the other serve process is stopped with SIGTERM. Before the traffic,
-a remote MCP client logs in with OAuth through nginx. Afterwards every acknowledged write is stored, no user saw or
-touched another's tasks, and every answer was a success, a 403 for the cross-user attempts, or
-a 503 while the database was down.
+PostgreSQL is restarted, more clients than it has connections for arrive at once, and the other
+serve process is stopped with SIGTERM. Before the traffic, a remote MCP client logs in with OAuth
+through nginx. Afterwards every acknowledged write is stored, no user saw or touched another's
+tasks, and every answer was a success, a 403 for the cross-user attempts, or
+a 503 while the database was down or its connections ran out.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 USERS = [f"member{n}" for n in range(4)]
 THREADS_PER_USER = 2
+MAX_CONNECTIONS = 12
+BURST_CLIENTS = 64
+# DATABASE_POOL_TIMEOUT (10 s) and DATABASE_CONNECT_TIMEOUT (5 s) bound a refused call's wait.
+BURST_ANSWER_SECONDS = 20.0
+POOL_IDLE_SECONDS = 5.0
 
 
 @dataclass
@@ -83,7 +89,11 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
     _require("nginx")
     if request.param == "pgbouncer":
         _require("pgbouncer")
-    with private_postgres({"max_connections": "200"}) as database:
+    # Fewer connections than the processes' pools add up to (4 processes x 20): the burst
+    # phase of the test runs them out.
+    with private_postgres(
+        {"max_connections": str(MAX_CONNECTIONS), "superuser_reserved_connections": "3"}
+    ) as database:
         direct_url = database.url("todo")
         port = free_port()
         made = Cluster(tmp_path / "cluster", f"http://127.0.0.1:{port}", {}, database, direct_url)
@@ -125,6 +135,8 @@ class Traffic:
     leaks: list[str] = field(default_factory=list)
     # Answers cut off on the way (when, what), allowed only for calls in flight at the SIGKILL.
     broken: list[tuple[float, str]] = field(default_factory=list)
+    # When each success came (monotonic seconds): service must resume soon after an outage.
+    successes: list[float] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -156,6 +168,8 @@ class Traffic:
                     body = response.json()
                     with self.lock:
                         self.statuses.append((kind, response.status_code))
+                        if response.status_code in (200, 403):
+                            self.successes.append(time.monotonic())
                         if kind == "add" and body["status"] == "success":
                             self.acknowledged[user].add(title)
                         if kind == "list" and body["status"] == "success":
@@ -177,7 +191,16 @@ class Traffic:
 
 
 async def stored(url: str) -> dict[str, set[str]]:
-    connection = await asyncpg.connect(url)
+    # Through the same way in as the service (PgBouncer holds the server's slots it opened);
+    # the processes' pools give theirs back a few seconds after the load stops.
+    for _attempt in range(30):
+        try:
+            connection = await asyncpg.connect(url, statement_cache_size=0)
+            break
+        except asyncpg.TooManyConnectionsError:
+            await asyncio.sleep(0.5)
+    else:
+        raise AssertionError("no connection to read the stored tasks with")
     try:
         rows = await connection.fetch("SELECT user_id, title FROM tasks")
     finally:
@@ -186,6 +209,36 @@ async def stored(url: str) -> dict[str, set[str]]:
     for row in rows:
         found[row["user_id"]].add(row["title"])
     return found
+
+
+@dataclass
+class Burst:
+    """More clients at once than the database has connections for."""
+
+    answers: list[tuple[int, float]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client(self, url: str, user: str, number: int) -> None:
+        headers = {"Authorization": f"Bearer {issue_token(user)}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+            for call in range(5):
+                started = time.monotonic()
+                try:
+                    status = http.post(
+                        "/tools/add_task", json={"user_id": user, "title": f"{user}/burst/{number}/{call}"}
+                    ).status_code
+                except httpx.TransportError:
+                    status = 0
+                with self.lock:
+                    self.answers.append((status, time.monotonic() - started))
+
+
+def _burst(url: str) -> Burst:
+    burst = Burst()
+    with ThreadPoolExecutor(max_workers=BURST_CLIENTS) as pool:
+        for number in range(BURST_CLIENTS):
+            pool.submit(burst.client, url, USERS[number % len(USERS)], number)
+    return burst
 
 
 def _oauth_through_the_balancer(url: str) -> None:
@@ -273,7 +326,15 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
         cluster.database.stop()
         time.sleep(1)
         cluster.database.start()
+        back_at = time.monotonic()
         traffic.wait_for(len(traffic.statuses) + 600, timeout=60)
+        # More clients than connections (two serve pools of 20 on 12 slots): successes or
+        # 503s, each within a bounded wait; then full service, the pools having given back the slots.
+        burst = _burst(cluster.url)
+        # Connections left idle past DATABASE_POOL_IDLE_SECONDS (5 s) go back to the server.
+        time.sleep(POOL_IDLE_SECONDS + 1.5)
+        after_burst = len(traffic.statuses)
+        traffic.wait_for(after_burst + 200, timeout=60)
         # The other serve process is stopped the way a process manager stops it: it answers
         # what it has, and nginx sends the rest to the replacement.
         other = next(
@@ -291,6 +352,14 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
         if replacement is not None:
             stop(replacement)
 
+    # PostgreSQL back: answered again within 5 s, through PgBouncer too (its server_login_retry).
+    resumed = [when - back_at for when in traffic.successes if when > back_at]
+    assert resumed, "no success after PostgreSQL came back"
+    assert resumed[0] < 5, f"the first success came {resumed[0]:.1f} s after PostgreSQL was back"
+    assert {status for status, _ in burst.answers} <= {200, 503}, sorted({s for s, _ in burst.answers})
+    assert max(seconds for _, seconds in burst.answers) < BURST_ANSWER_SECONDS
+    assert any(status == 200 for status, _ in burst.answers)
+    assert [status for _, status in traffic.statuses[after_burst:] if status == 503] == [], "no full service"
     assert traffic.leaks == []
     # A process killed while nginx relays its answer cuts that answer off (nginx cannot retry a
     # request it has begun answering): only the calls in flight at that moment. The SIGTERM
@@ -299,7 +368,7 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
     allowed = {"add": {200, 503, 0}, "list": {200, 503, 0}, "cross": {403, 503, 0}}
     unexpected = [(kind, status) for kind, status in traffic.statuses if status not in allowed[kind]]
     assert unexpected == [], unexpected[:10]
-    found = asyncio.run(stored(cluster.direct_url))
+    found = asyncio.run(stored(cluster.state.get("service_url", cluster.direct_url)))
     for user in USERS:
         assert traffic.acknowledged[user], f"{user} never got a write acknowledged"
         missing = traffic.acknowledged[user] - found[user]

@@ -133,7 +133,19 @@ class ToolRuntime:
         except DomainError as err:
             if err.code >= 500:
                 error_id = new_error_id()
-                log.error("tool=%s error_id=%s %s", tool, error_id, err.message, exc_info=err.__cause__)
+                if err.code == 503:
+                    # An outage fails every call at once: one line each with the cause, not a
+                    # traceback each (hundreds of them a second say nothing more).
+                    cause = err.__cause__
+                    log.error(
+                        "tool=%s error_id=%s %s cause=%s",
+                        tool,
+                        error_id,
+                        err.message,
+                        f"{type(cause).__name__}: {cause}" if cause is not None else "none",
+                    )
+                else:
+                    log.error("tool=%s error_id=%s %s", tool, error_id, err.message, exc_info=err.__cause__)
                 log_call(tool, user_id, err.code, started)
                 return failure(err.code, f"{err.message} (error id {error_id})")
             log_call(tool, user_id, err.code, started)
