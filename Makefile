@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test bench cluster cluster-stop format clean
+.PHONY: install run test bench soak cluster cluster-stop format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "todo-mcp needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -31,6 +31,10 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python bench/run.py
+
+## A soak of the production shape (SOAK_ARGS="--minutes 30 --pgbouncer"): memory of every process sampled.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 ## The production shape on one machine: serve and api processes behind nginx on PostgreSQL (docs/DEPLOY.md).
 ## CLUSTER_ARGS="--serve 3 --pgbouncer" for more processes and PgBouncer in between.
