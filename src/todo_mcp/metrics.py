@@ -18,6 +18,7 @@ import platform
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -95,9 +96,29 @@ def sample_pool(in_use: int, waiting: int) -> None:
     POOL_WAITING.set(waiting)
 
 
+def forget_dead_workers(directory: str) -> None:
+    """Drop the live gauges of workers that are gone: uvicorn's supervisor restarts a dead worker
+    without telling prometheus-client, whose livesum would otherwise keep adding its last values."""
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), directory)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def exposition() -> tuple[bytes, str]:
     """The scrape's body and content type: this process's values, or every worker's."""
     if MULTIPROCESS:
+        forget_dead_workers(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -4,6 +4,9 @@ In process on both apps; `serve --workers 2` for the multiprocess mode."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -161,3 +164,23 @@ def test_with_two_workers_a_scrape_of_either_counts_the_calls_of_both(
     finally:
         stop(server)
     assert totals == {calls}, server.log()
+
+
+def test_a_dead_workers_pool_gauges_are_not_added_to_the_live_ones(tmp_path: Path) -> None:
+    """A worker that died (and that uvicorn replaced without telling prometheus-client) leaves its
+    gauge files behind; a scrape counts only the workers alive."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    dead = "from todo_mcp import metrics; metrics.sample_pool(5, 3)"
+    subprocess.run([sys.executable, "-c", dead], env=env, check=True, timeout=60)
+    assert list(tmp_path.glob("gauge_livesum_*.db")), "the dead worker wrote no gauge file"
+    alive = "from todo_mcp import metrics; metrics.sample_pool(1, 0); print(metrics.exposition()[0].decode())"
+    scraped = subprocess.run(
+        [sys.executable, "-c", alive], env=env, check=True, timeout=60, capture_output=True, text=True
+    )
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(scraped.stdout)
+        for sample in family.samples
+        if sample.name in ("todo_mcp_db_pool_in_use", "todo_mcp_db_pool_waiting")
+    }
+    assert values == {"todo_mcp_db_pool_in_use": 1.0, "todo_mcp_db_pool_waiting": 0.0}
