@@ -54,6 +54,17 @@ async def guarded(documents: DocumentServer, db: Database, database_url: str) ->
         yield app
 
 
+async def _authorize(app: OAuthApp, client_id: str) -> httpx.Response:
+    _, challenge = flow.pkce()
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "code_challenge": challenge,
+    }
+    return await app.http.get("/authorize", params=query)
+
+
 def _document(url: str, **changes: object) -> dict[str, object]:
     return {
         "client_id": url,
@@ -107,16 +118,7 @@ async def test_a_document_that_breaks_the_rules_is_refused(
 ) -> None:
     url = documents.url("/bad.json")
     documents.documents["/bad.json"] = _document(url, **change)
-    _, challenge = flow.pkce()
-    answer = await trusting.http.get(
-        "/authorize",
-        params={
-            "response_type": "code",
-            "client_id": url,
-            "redirect_uri": REDIRECT,
-            "code_challenge": challenge,
-        },
-    )
+    answer = await _authorize(trusting, url)
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_client"
     assert reason in answer.json()["error_description"]
@@ -135,16 +137,7 @@ async def test_a_document_that_cannot_be_read_is_refused(
     trusting: OAuthApp, documents: DocumentServer, entry: tuple[int, dict[str, str], bytes], reason: str
 ) -> None:
     documents.documents["/odd.json"] = entry
-    _, challenge = flow.pkce()
-    answer = await trusting.http.get(
-        "/authorize",
-        params={
-            "response_type": "code",
-            "client_id": documents.url("/odd.json"),
-            "redirect_uri": REDIRECT,
-            "code_challenge": challenge,
-        },
-    )
+    answer = await _authorize(trusting, documents.url("/odd.json"))
     assert answer.status_code == 400
     assert reason in answer.json()["error_description"]
 
@@ -155,16 +148,7 @@ async def test_a_metadata_url_on_loopback_is_never_fetched(
 ) -> None:
     url = documents.url("/client.json", host=host)
     documents.documents["/client.json"] = _document(url)
-    _, challenge = flow.pkce()
-    answer = await guarded.http.get(
-        "/authorize",
-        params={
-            "response_type": "code",
-            "client_id": url,
-            "redirect_uri": REDIRECT,
-            "code_challenge": challenge,
-        },
-    )
+    answer = await _authorize(guarded, url)
     assert answer.status_code == 400
     assert "loopback or private network" in answer.json()["error_description"]
     assert documents.requests == []
@@ -184,16 +168,7 @@ async def test_a_metadata_url_on_loopback_is_never_fetched(
 async def test_a_metadata_url_on_a_private_address_is_refused_before_connecting(
     guarded: OAuthApp, url: str
 ) -> None:
-    _, challenge = flow.pkce()
-    answer = await guarded.http.get(
-        "/authorize",
-        params={
-            "response_type": "code",
-            "client_id": url,
-            "redirect_uri": REDIRECT,
-            "code_challenge": challenge,
-        },
-    )
+    answer = await _authorize(guarded, url)
     assert answer.status_code == 400
     assert "loopback or private network" in answer.json()["error_description"]
 
@@ -218,16 +193,7 @@ def test_which_addresses_count_as_public(address: str, public: bool) -> None:
 
 
 async def test_a_plain_http_or_rootless_client_id_is_not_fetched(guarded: OAuthApp) -> None:
-    _, challenge = flow.pkce()
     for client_id in ("http://example.com/client.json", "https://example.com/", "https://example.com"):
-        answer = await guarded.http.get(
-            "/authorize",
-            params={
-                "response_type": "code",
-                "client_id": client_id,
-                "redirect_uri": REDIRECT,
-                "code_challenge": challenge,
-            },
-        )
+        answer = await _authorize(guarded, client_id)
         assert answer.status_code == 400, client_id
         assert "location" not in answer.headers

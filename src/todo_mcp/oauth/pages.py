@@ -11,6 +11,7 @@ import html
 import logging
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from todo_mcp.config import is_loopback
+from todo_mcp.db.engine import Database
+from todo_mcp.db.models import User
 from todo_mcp.db.types import utcnow
 from todo_mcp.oauth.provider import LOGIN_PATH, LoginRequest, Provider
 from todo_mcp.services import accounts
@@ -76,6 +79,43 @@ def _where_it_returns(redirect_uri: str) -> str:
     if parts.scheme in ("http", "https"):
         return host
     return f"the app {parts.scheme}://{host}" if host else f"the app {parts.scheme}:"
+
+
+def _credentials(email: str) -> str:
+    return (
+        '<label for="email">Email</label>\n'
+        f'<input id="email" name="email" type="email" autocomplete="username" required value="{html.escape(email)}">\n'
+        '<label for="password">Password</label>\n'
+        '<input id="password" name="password" type="password" autocomplete="current-password" required>'
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the password check refused, as the form shows it again."""
+
+    error: str
+    status: int
+    headers: dict[str, str] | None = None
+
+
+async def _check_password(db: Database, form: FormData) -> tuple[str, User | Refusal]:
+    """The email as typed, and the user whose password it is, or why not: the same accounts and
+    slow-down as `POST /auth/login`, and one message whether or not the email exists."""
+    email = _field(form, "email")[:320]
+    try:
+        async with db.transaction() as session:
+            outcome = await accounts.log_in(session, email=email, password=_field(form, "password"))
+    except DatabaseUnavailable:
+        return email, Refusal("The service is unavailable right now; try again in a few seconds.", 503)
+    except DomainError:
+        return email, Refusal(WRONG_CREDENTIALS, 401)
+    if outcome.user is not None:
+        return email, outcome.user
+    if isinstance(outcome.refusal, TooManyAttempts):
+        retry = {"Retry-After": str(outcome.refusal.retry_after_seconds)}
+        return email, Refusal(outcome.refusal.message, 429, retry)
+    return email, Refusal(WRONG_CREDENTIALS, 401)
 
 
 def _field(form: FormData, name: str) -> str:
@@ -137,10 +177,7 @@ class Pages:
 <form method="post" action="{LOGIN_PATH}">
 <input type="hidden" name="request" value="{html.escape(sealed)}">
 <input type="hidden" name="csrf" value="{html.escape(mac(self._csrf_key, csrf, sealed))}">
-<label for="email">Email</label>
-<input id="email" name="email" type="email" autocomplete="username" required value="{html.escape(email)}">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
+{_credentials(email)}
 <div class="actions">
 <button type="submit" name="action" value="deny" formnovalidate>Deny</button>
 <button type="submit" name="action" value="allow" class="primary">Allow</button>
@@ -205,43 +242,24 @@ class Pages:
             return self._back_to_client(
                 login, error="access_denied", error_description="The user denied access."
             )
-        email = _field(form, "email")[:320]
-        csrf = request.cookies.get(CSRF_COOKIE, "")
-        try:
-            async with self.provider.db.transaction() as session:
-                outcome = await accounts.log_in(session, email=email, password=_field(form, "password"))
-        except DatabaseUnavailable:
+        email, user = await _check_password(self.provider.db, form)
+        if isinstance(user, Refusal):
+            csrf = request.cookies.get(CSRF_COOKIE, "")
             return self._login_form(
                 client,
                 login,
                 sealed,
                 csrf,
                 email=email,
-                status=503,
-                error="The service is unavailable right now; try again in a few seconds.",
-            )
-        except DomainError:
-            outcome = accounts.LoginOutcome(user=None, refusal=None)
-        if outcome.user is None:
-            if isinstance(outcome.refusal, TooManyAttempts):
-                return self._login_form(
-                    client,
-                    login,
-                    sealed,
-                    csrf,
-                    email=email,
-                    error=outcome.refusal.message,
-                    status=429,
-                    headers={"Retry-After": str(outcome.refusal.retry_after_seconds)},
-                )
-            return self._login_form(
-                client, login, sealed, csrf, email=email, error=WRONG_CREDENTIALS, status=401
+                error=user.error,
+                status=user.status,
+                headers=user.headers,
             )
         async with self.provider.db.transaction() as session:
             code = await grants.create_code(
                 session,
                 client_id=login.client_id,
-                user_id=outcome.user.id,
+                user_id=user.id,
                 redirect_uri=login.redirect_uri,
                 redirect_uri_explicit=login.redirect_uri_explicit,
                 code_challenge=login.code_challenge,
@@ -249,7 +267,7 @@ class Pages:
                 resource=login.resource,
                 now=self.provider.clock(),
             )
-        log.info("user %s allowed client %s", outcome.user.id, client.client_id)
+        log.info("user %s allowed client %s", user.id, client.client_id)
         return self._back_to_client(login, code=code)
 
     # --- connected apps --------------------------------------------------------------------
@@ -281,10 +299,7 @@ class Pages:
 <p>Log in to see the apps that can reach your tasks, and disconnect any of them.</p>{problem}
 <form method="post" action="{CONNECTIONS_PATH}/login">
 <input type="hidden" name="csrf" value="{html.escape(mac(self._csrf_key, csrf, "connections-login"))}">
-<label for="email">Email</label>
-<input id="email" name="email" type="email" autocomplete="username" required value="{html.escape(email)}">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
+{_credentials(email)}
 <div class="actions"><button type="submit" class="primary">Log in</button></div>
 </form>"""
         return _page("Connected apps", body, status, headers)
@@ -321,25 +336,14 @@ class Pages:
         csrf = request.cookies.get(CSRF_COOKIE, "")
         if not self._csrf_ok(request, form, "connections-login"):
             return _problem_page("Please try again", "This form could not be verified; reload the page.", 403)
-        email = _field(form, "email")[:320]
-        try:
-            async with self.provider.db.transaction() as session:
-                outcome = await accounts.log_in(session, email=email, password=_field(form, "password"))
-        except DomainError:
-            outcome = accounts.LoginOutcome(user=None, refusal=None)
-        if outcome.user is None:
-            if isinstance(outcome.refusal, TooManyAttempts):
-                return self._connections_login(
-                    csrf,
-                    email=email,
-                    error=outcome.refusal.message,
-                    status=429,
-                    headers={"Retry-After": str(outcome.refusal.retry_after_seconds)},
-                )
-            return self._connections_login(csrf, email=email, error=WRONG_CREDENTIALS, status=401)
+        email, user = await _check_password(self.provider.db, form)
+        if isinstance(user, Refusal):
+            return self._connections_login(
+                csrf, email=email, error=user.error, status=user.status, headers=user.headers
+            )
         now = int(time.time())
         session_token = jwt.encode(
-            {"sub": outcome.user.id, "iat": now, "exp": now + SESSION_SECONDS},
+            {"sub": user.id, "iat": now, "exp": now + SESSION_SECONDS},
             self._session_key,
             algorithm="HS256",
         )
