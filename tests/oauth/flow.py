@@ -103,11 +103,11 @@ class Authorized:
     redirect_uri: str
 
 
-async def open_login_page(
-    http: httpx.AsyncClient, client_id: str, redirect_uri: str, challenge: str, state: str, **extra: str
-) -> httpx.Response:
-    """GET /authorize and follow the redirect to the login page."""
-    params = {
+def authorize_query(
+    client_id: str, redirect_uri: str, challenge: str, state: str, **extra: str
+) -> dict[str, str]:
+    """The query of an authorization request (code flow, PKCE S256)."""
+    return {
         "response_type": "code",
         "client_id": client_id,
         "redirect_uri": redirect_uri,
@@ -116,6 +116,13 @@ async def open_login_page(
         "state": state,
         **extra,
     }
+
+
+async def open_login_page(
+    http: httpx.AsyncClient, client_id: str, redirect_uri: str, challenge: str, state: str, **extra: str
+) -> httpx.Response:
+    """GET /authorize and follow the redirect to the login page."""
+    params = authorize_query(client_id, redirect_uri, challenge, state, **extra)
     first = await http.get("/authorize", params=params)
     assert first.status_code == 302, first.text
     location = first.headers["location"]

@@ -68,14 +68,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 def _authorize_url(server: Server, client_id: str, redirect_uri: str, state: str) -> str:
     _, challenge = flow.pkce()
-    query = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": redirect_uri,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "state": state,
-    }
+    query = flow.authorize_query(client_id, redirect_uri, challenge, state)
     return f"{server.public_url}/authorize?{urlencode(query)}"
 
 

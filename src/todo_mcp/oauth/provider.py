@@ -121,9 +121,8 @@ class LoginRequests:
 class ActiveGrants:
     """Whether an access token's grant is still in force, remembered briefly per process."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._clock = clock
         self._checked: dict[int, float] = {}
 
     async def is_active(self, grant_id: int) -> bool:
@@ -131,7 +130,7 @@ class ActiveGrants:
         if self._checked.get(grant_id, 0.0) > now:
             return True
         async with self._db.transaction() as session:
-            active = await grants.grant_is_active(session, grant_id, self._clock())
+            active = await grants.grant_is_active(session, grant_id)
         if active:
             if len(self._checked) > 10_000:
                 self._checked.clear()

@@ -287,7 +287,7 @@ async def revoke_grant(session: AsyncSession, grant_id: int, now: datetime) -> N
     )
 
 
-async def grant_is_active(session: AsyncSession, grant_id: int, now: datetime) -> bool:
+async def grant_is_active(session: AsyncSession, grant_id: int) -> bool:
     row = (
         await session.exec(
             select(OAuthGrant.id)
