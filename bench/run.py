@@ -268,7 +268,7 @@ async def seed_planner(url: str) -> None:
     from todo_mcp.db.engine import Database
     from todo_mcp.services import tasks
 
-    db = Database.from_settings(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
+    db = Database.from_settings(Settings(_env_file=None, database_url=url))
     today = datetime.now(UTC).date()
     try:
         async with db.connect() as conn, conn.transaction():

@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -79,7 +80,7 @@ class Load:
                         if answer.status_code != 403:
                             self.leaks.append(f"{user} -> {other}: {answer.status_code}")
 
-    def _call(self, http: httpx.Client, tool: str, arguments: dict[str, object]) -> dict[str, object] | None:
+    def _call(self, http: httpx.Client, tool: str, arguments: dict[str, object]) -> dict[str, Any] | None:
         try:
             answer = http.post(f"/tools/{tool}", json=arguments)
         except httpx.TransportError:
@@ -88,7 +89,7 @@ class Load:
             return None
         with self.lock:
             self.statuses[answer.status_code] += 1
-        body: dict[str, object] = answer.json()
+        body: dict[str, Any] = answer.json()
         return body if answer.status_code == 200 else None
 
 
@@ -137,7 +138,7 @@ def main() -> int:
                 check=True,
                 capture_output=True,
             )
-        issuer = TokenService(Settings(_env_file=None, jwt_secret=secret))  # type: ignore[call-arg]
+        issuer = TokenService(Settings(_env_file=None, jwt_secret=secret))
         tokens = {user: issuer.issue(user, timedelta(days=1)) for user in users}
         load = Load(state["url"], tokens)
         threads = [threading.Thread(target=load.client, args=(user,), daemon=True) for user in users]
