@@ -290,7 +290,11 @@ def serve(
 
     run_async(settings, prepare)
     warn_about_auth(settings, host)
-    print_connect_help(settings, host, port, DEMO_USER if demo else None)
+    # The help is for a person at a terminal; with JSON logs (log tools reading the output)
+    # the log lines below say where it serves.
+    talk = settings.log_format == "text"
+    if talk:
+        print_connect_help(settings, host, port, DEMO_USER if demo else None)
     if workers > 1:
         serve_workers(host, port, workers)
         return
@@ -303,12 +307,13 @@ def serve(
         from todo_mcp.api.app import build_api_app
 
         apps.append((build_api_app(settings, db, dispose_on_shutdown=False), settings.api_host, api_port))
-        out.print(f"REST API: http://{settings.api_host}:{api_port} (OpenAPI docs at /docs)")
-        chat_user = DEMO_USER if demo else "USER_ID"
-        out.print(
-            f"Assistant: POST /api/{chat_user}/chat, or in this terminal: todo-mcp chat --user {chat_user} "
-            f"({settings.chat_model or 'built-in offline model'})\n"
-        )
+        if talk:
+            out.print(f"REST API: http://{settings.api_host}:{api_port} (OpenAPI docs at /docs)")
+            chat_user = DEMO_USER if demo else "USER_ID"
+            out.print(
+                f"Assistant: POST /api/{chat_user}/chat, or in this terminal: "
+                f"todo-mcp chat --user {chat_user} ({settings.chat_model or 'built-in offline model'})\n"
+            )
         log.info("serving the REST API on http://%s:%d", settings.api_host, api_port)
     serve_apps(apps)
 
@@ -330,7 +335,8 @@ def api(
     run_async(settings, lambda db: prepare_database(db, settings))
     warn_about_auth(settings, host)
     log.info("serving the REST API on http://%s:%d, database %s", host, port, settings.database_url_for_logs)
-    out.print(f"REST API: http://{host}:{port} (OpenAPI docs at http://{host}:{port}/docs)")
+    if settings.log_format == "text":
+        out.print(f"REST API: http://{host}:{port} (OpenAPI docs at http://{host}:{port}/docs)")
     serve_apps([(build_api_app(settings, Database.from_settings(settings)), host, port)])
 
 

@@ -24,6 +24,7 @@ from todo_mcp.assistant.setup import AssistantSetup, build_assistant
 from todo_mcp.config import Settings
 from todo_mcp.db.engine import Database
 from todo_mcp.heap import settle_heap
+from todo_mcp.logs import Structured
 from todo_mcp.mcp.runtime import cursor_codec, new_error_id
 from todo_mcp.request_ids import RequestIds, bound_to
 from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
@@ -66,15 +67,26 @@ class RequestLog:
             await self.app(scope, receive, send_and_note)
         finally:
             seconds = perf_counter() - started
+            # By route template (not the path with its ids), so the series stay few.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
             log.info(
                 "%s %s status=%d duration_ms=%.1f",
                 scope["method"],
                 scope["path"],
                 status,
                 seconds * 1000,
+                extra={
+                    "fields": {
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 1),
+                    }
+                }
+                if Structured.fields
+                else None,
             )
-            # By route template (not the path with its ids), so the series stay few.
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
             if route != "/metrics":
                 metrics.http_request(scope["method"], route, status, seconds)
 
