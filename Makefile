@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test bench soak cluster cluster-stop format clean
+.PHONY: install run test bench soak cluster cluster-status cluster-stop format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "todo-mcp needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -40,6 +40,9 @@ soak: $(STAMP)
 ## CLUSTER_ARGS="--serve 3 --pgbouncer" for more processes and PgBouncer in between.
 cluster: $(STAMP)
 	$(BIN)/python deploy/cluster.py start $(CLUSTER_ARGS)
+
+cluster-status: $(STAMP)
+	$(BIN)/python deploy/cluster.py status
 
 cluster-stop: $(STAMP)
 	$(BIN)/python deploy/cluster.py stop

@@ -6,7 +6,10 @@ PostgreSQL is restarted, more clients than it has connections for arrive at once
 serve process is stopped with SIGTERM. Before the traffic, a remote MCP client logs in with OAuth
 through nginx. Afterwards every acknowledged write is stored, no user saw or touched another's
 tasks, and every answer was a success, a 403 for the cross-user attempts, or
-a 503 while the database was down or its connections ran out.
+a 503 while the database was down or its connections ran out. And an operator can tell what
+happened: every answer's request id is on its process's JSON tool-call line with the same
+outcome, every 503 on an error line with its cause, and a process's `/metrics` counts exactly
+what its log says it did.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +33,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.oauth import flow
 from tests.private_postgres import PrivateServer, private_postgres
@@ -127,6 +132,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a client got, to find in the logs afterwards."""
+
+    tool: str
+    status: int
+    request_id: str
+    message: str
+    when: float
+
+    @classmethod
+    def of(cls, tool: str, response: httpx.Response) -> Answer:
+        return cls(
+            tool,
+            response.status_code,
+            response.headers.get("x-request-id", ""),
+            str(response.json().get("message", "")),
+            time.monotonic(),
+        )
+
+
 @dataclass
 class Traffic:
     base_url: str
@@ -139,6 +165,7 @@ class Traffic:
     successes: list[float] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    answers: list[Answer] = field(default_factory=list)
 
     def client(self, user: str, thread: int) -> None:
         other = USERS[(USERS.index(user) + 1) % len(USERS)]
@@ -167,6 +194,7 @@ class Traffic:
                         continue
                     body = response.json()
                     with self.lock:
+                        self.answers.append(Answer.of(tool, response))
                         self.statuses.append((kind, response.status_code))
                         if response.status_code in (200, 403):
                             self.successes.append(time.monotonic())
@@ -216,6 +244,7 @@ class Burst:
     """More clients at once than the database has connections for."""
 
     answers: list[tuple[int, float]] = field(default_factory=list)
+    seen: list[Answer] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def client(self, url: str, user: str, number: int) -> None:
@@ -224,13 +253,16 @@ class Burst:
             for call in range(5):
                 started = time.monotonic()
                 try:
-                    status = http.post(
+                    response = http.post(
                         "/tools/add_task", json={"user_id": user, "title": f"{user}/burst/{number}/{call}"}
-                    ).status_code
+                    )
                 except httpx.TransportError:
-                    status = 0
+                    with self.lock:
+                        self.answers.append((0, time.monotonic() - started))
+                    continue
                 with self.lock:
-                    self.answers.append((status, time.monotonic() - started))
+                    self.answers.append((response.status_code, time.monotonic() - started))
+                    self.seen.append(Answer.of("add_task", response))
 
 
 def _burst(url: str) -> Burst:
@@ -294,6 +326,70 @@ def _oauth_through_the_balancer(url: str) -> None:
         assert listed.status_code == 200, listed.text
 
 
+def json_log(path: Path, *, killed: bool = False) -> list[dict[str, Any]]:
+    """Every line of a JSON log, parsed (a line that is not JSON fails the test); the last line
+    of a process killed outright may have been cut off mid-write."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    entries = []
+    for number, line in enumerate(lines):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if not (killed and number == len(lines) - 1):
+                raise AssertionError(f"{path.name}:{number + 1} is not JSON: {line[:200]}") from None
+    return entries
+
+
+def untold(
+    answers: list[Answer], logs: list[list[dict[str, Any]]], lost_window: tuple[float, float]
+) -> list[str]:
+    """The answers that the processes' logs do not account for: each needs a tool-call line with
+    its request id, tool and outcome, and a 503 also an error line with its cause and the
+    request id as its error id. Lines written in the window before a SIGKILL may be lost."""
+    calls: dict[str, set[tuple[str, str]]] = {}
+    errors: dict[str, list[str]] = {}
+    for entries in logs:
+        for entry in entries:
+            request_id = entry.get("request_id")
+            if request_id is None:
+                continue
+            if "outcome" in entry:
+                calls.setdefault(request_id, set()).add((entry["tool"], str(entry["outcome"])))
+            elif entry["level"] == "ERROR":
+                errors.setdefault(request_id, []).append(entry["message"])
+    problems = []
+    for answer in answers:
+        if not answer.request_id:
+            problems.append(f"{answer}: no X-Request-Id")
+            continue
+        if lost_window[0] <= answer.when <= lost_window[1]:
+            continue
+        outcome = "ok" if answer.status == 200 else str(answer.status)
+        if (answer.tool, outcome) not in calls.get(answer.request_id, set()):
+            problems.append(f"{answer}: no line with {outcome}, only {calls.get(answer.request_id)}")
+        if answer.status == 503:
+            if f"(error id {answer.request_id})" not in answer.message:
+                problems.append(f"{answer}: the envelope does not quote the request id")
+            if not any("cause=" in message for message in errors.get(answer.request_id, [])):
+                problems.append(f"{answer}: no error line with the cause")
+    return problems
+
+
+def scrape(base_url: str, token: str) -> tuple[Counter[tuple[str, str]], float]:
+    """A process's tool calls by (tool, outcome) and its database errors, from its /metrics."""
+    answer = httpx.get(f"{base_url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    calls: Counter[tuple[str, str]] = Counter()
+    database_errors = 0.0
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name == "todo_mcp_tool_calls_total" and sample.value:
+                calls[(sample.labels["tool"], sample.labels["outcome"])] = int(sample.value)
+            elif sample.name == "todo_mcp_database_errors_total":
+                database_errors += sample.value
+    return calls, database_errors
+
+
 def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through_kills_and_restarts(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -312,10 +408,14 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
         os.kill(victim["pid"], signal.SIGKILL)
         traffic.wait_for(len(traffic.statuses) + 300)
         service_url = cluster.state.get("service_url", cluster.direct_url)
+        metrics_token = (cluster.directory / "metrics_token").read_text().strip()
         extra = {"DATABASE_TRANSACTION_POOLER": "true"} if "service_url" in cluster.state else {}
         replacement = spawn_command(
             tmp_path,
-            server_env(service_url, {**extra, "PUBLIC_URL": cluster.url}),
+            server_env(
+                service_url,
+                {**extra, "PUBLIC_URL": cluster.url, "LOG_FORMAT": "json", "METRICS_TOKEN": metrics_token},
+            ),
             "replacement",
             ["serve", "--host", "127.0.0.1", "--port", str(victim["port"])],
             port=victim["port"],
@@ -346,6 +446,15 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
         while _alive(other["pid"]) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _alive(other["pid"]), "the SIGTERMed serve process did not exit within 20 s"
+        traffic.stopping.set()
+        pool.shutdown(wait=True)
+        # What an operator reads: the replacement's metrics (it lived through the database's
+        # restart and the burst), then its log once it has stopped and written everything.
+        replacement_calls, replacement_database_errors = scrape(replacement.base_url, metrics_token)
+        status = cluster.cli("status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "REST: " in status.stdout, status.stdout  # the api process's metrics, summed up
+        stop(replacement)
     finally:
         traffic.stopping.set()
         pool.shutdown(wait=True)
@@ -368,6 +477,23 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
     allowed = {"add": {200, 503, 0}, "list": {200, 503, 0}, "cross": {403, 503, 0}}
     unexpected = [(kind, status) for kind, status in traffic.statuses if status not in allowed[kind]]
     assert unexpected == [], unexpected[:10]
+    # The logs tell what every client was answered, and the metrics count what the logs say.
+    serve_logs = [
+        json_log(Path(process["log"]), killed=process["pid"] == victim["pid"])
+        for process in cluster.state["processes"]
+        if process["kind"] == "serve"
+    ]
+    replacement_log = json_log(replacement.log_path)
+    answers = traffic.answers + burst.seen
+    assert len({answer.request_id for answer in answers}) == len(answers), "request ids repeat"
+    problems = untold(answers, [*serve_logs, replacement_log], (killed_at - 1, killed_at + 1))
+    assert problems == [], f"{len(problems)} answers the logs do not tell: {problems[:5]}"
+    logged = Counter(
+        (entry["tool"], str(entry["outcome"])) for entry in replacement_log if "outcome" in entry
+    )
+    assert replacement_calls == logged
+    assert logged[("add_task", "503")] + logged[("list_tasks", "503")] > 0, "the replacement saw no outage"
+    assert replacement_database_errors == logged[("add_task", "503")] + logged[("list_tasks", "503")]
     found = asyncio.run(stored(cluster.state.get("service_url", cluster.direct_url)))
     for user in USERS:
         assert traffic.acknowledged[user], f"{user} never got a write acknowledged"
