@@ -407,6 +407,14 @@ def status(options: argparse.Namespace) -> None:
             say(f"        {metrics_summary(process['port'], token)}")
 
 
+# The counters `status` sums up, each by the label that says how a call or request ended.
+SUMMED_BY = {
+    "todo_mcp_tool_calls_total": "outcome",
+    "todo_mcp_http_requests_total": "status",
+    "todo_mcp_database_errors_total": "kind",
+}
+
+
 def metrics_summary(port: int, token: str) -> str:
     """One line of what a process's /metrics says: calls and requests by outcome, database
     errors by kind, the pool now."""
@@ -423,11 +431,7 @@ def metrics_summary(port: int, token: str) -> str:
     totals: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(answer.text):
         for sample in family.samples:
-            label = {
-                "todo_mcp_tool_calls_total": "outcome",
-                "todo_mcp_http_requests_total": "status",
-                "todo_mcp_database_errors_total": "kind",
-            }.get(sample.name)
+            label = SUMMED_BY.get(sample.name)
             if label is not None:
                 by = totals.setdefault(sample.name, {})
                 by[sample.labels[label]] = by.get(sample.labels[label], 0) + sample.value
