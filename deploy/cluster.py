@@ -404,7 +404,21 @@ def status(options: argparse.Namespace) -> None:
         where = f"{process['kind']:5} :{process['port']} pid {process['pid']}"
         say(f"  {where} {'up' if running else 'down'}  log {process['log']}")
         if running:
+            say(f"        {readiness(process['port'])}")
             say(f"        {metrics_summary(process['port'], token)}")
+
+
+def readiness(port: int) -> str:
+    """What the process's /ready says: whether its database answers it now."""
+    import httpx
+
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
+    except httpx.TransportError as exc:
+        return f"ready: no answer ({exc!r})"
+    if answer.status_code == 200:
+        return "ready: yes, the database answers"
+    return f"ready: no ({answer.status_code} {answer.text[:200]})"
 
 
 # The counters `status` sums up, each by the label that says how a call or request ended.

@@ -158,8 +158,9 @@ def test_postgresql_stopped_while_serving_is_503s_then_service_resumes_by_itself
     assert max(took for _, took, _, _ in load.answers) < ANSWER_BOUND_SECONDS
     assert resumed_after < RESUME_BOUND_SECONDS
     assert load.acknowledged <= asyncio.run(stored_titles(url))
-    # No call failed as something other than the outage.
+    # No call failed as something other than the outage, and the log says why it was not ready.
     assert "unexpected error" not in server.log()
+    assert "readiness check failed" in server.log()
 
 
 @pytest.mark.parametrize("database", ["postgresql", "sqlite"])

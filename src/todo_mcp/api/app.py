@@ -252,7 +252,8 @@ def build_api_app(
     async def ready() -> JSONResponse:
         try:
             await db.ping()
-        except DomainError:
+        except DomainError as err:
+            log.warning("readiness check failed: %s", err.__cause__ or err)
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ready", "database": "ok"})
 
