@@ -24,7 +24,7 @@ import anyio
 import asyncpg
 import pytest
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import select
@@ -595,7 +595,29 @@ async def test_an_orm_session_that_finds_its_connection_lost_drops_the_kept_ones
             for pid in set(pids):
                 await terminate_backend(db, pid)
             with pytest.raises(DatabaseUnavailable):
-                await db.ping()  # its connection is one the lender gave back: dead too
+                async with db.transaction() as session:  # a connection the lender gave back: dead too
+                    await session.exec(select(1))
+            async with db.connect() as conn:
+                assert await scalar(conn, "SELECT pg_backend_pid()") not in pids
+    finally:
+        await db.dispose()
+
+
+async def test_ping_after_a_restart_says_the_database_answers_not_that_a_kept_connection_died(
+    postgres_url: str,
+) -> None:
+    """A restart ends every pooled connection; the database is back, and a readiness check
+    that finds the first dead connection must still answer that it is (else a process that
+    served nothing since the restart is pulled from its balancer)."""
+    db = Database.from_settings(make_settings(postgres_url, database_pool_size=3))
+    try:
+        with anyio.fail_after(DEADLINE_SECONDS * 3):
+            pids = await borrow_at_once(db, 3, "SELECT pg_backend_pid()")
+            async with db.transaction() as session:
+                pids.append((await session.exec(select(func.pg_backend_pid()))).one())
+            for pid in set(pids):
+                await terminate_backend(db, pid)
+            await db.ping()
             async with db.connect() as conn:
                 assert await scalar(conn, "SELECT pg_backend_pid()") not in pids
     finally:

@@ -454,6 +454,9 @@ def test_the_cluster_keeps_every_acknowledged_write_and_every_user_apart_through
         status = cluster.cli("status")
         assert status.returncode == 0, status.stdout + status.stderr
         assert "REST: " in status.stdout, status.stdout  # the api process's metrics, summed up
+        living = [p for p in cluster.state["processes"] if _alive(p["pid"])]
+        assert living
+        assert status.stdout.count("ready: yes") == len(living), status.stdout
         stop(replacement)
     finally:
         traffic.stopping.set()

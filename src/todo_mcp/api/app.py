@@ -26,6 +26,7 @@ from todo_mcp.db.engine import Database
 from todo_mcp.heap import settle_heap
 from todo_mcp.logs import Structured
 from todo_mcp.mcp.runtime import cursor_codec, new_error_id
+from todo_mcp.readiness import readiness
 from todo_mcp.request_ids import RequestIds, bound_to
 from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, TooManyAttempts
@@ -250,11 +251,6 @@ def build_api_app(
 
     @app.get("/ready", tags=["operations"], summary="The database answers")
     async def ready() -> JSONResponse:
-        try:
-            await db.ping()
-        except DomainError as err:
-            log.warning("readiness check failed: %s", err.__cause__ or err)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ready", "database": "ok"})
+        return await readiness(db)
 
     return app

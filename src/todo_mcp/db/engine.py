@@ -210,7 +210,23 @@ class Database:
             raise
 
     async def ping(self) -> None:
-        """Raise `DatabaseUnavailable` unless a query round-trips."""
+        """Raise `DatabaseUnavailable` unless a query round-trips.
+
+        Asks twice when the first answer is a lost connection: after a database restart the
+        pool still holds connections to the old server, and the first to be used fails and
+        takes the others with it. Only the second try says whether the database answers now;
+        without it a process that served nothing since the restart reads as not ready.
+        """
+        try:
+            await self._select_one()
+        except DatabaseUnavailable as err:
+            # Not after waiting for a free connection or being refused one: that would double the wait.
+            cause = err.__cause__
+            if not (isinstance(cause, sa_exc.DBAPIError) and _is_lost(cause)):
+                raise
+            await self._select_one()
+
+    async def _select_one(self) -> None:
         async with self.transaction() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
 

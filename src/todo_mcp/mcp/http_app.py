@@ -34,6 +34,7 @@ from todo_mcp.mcp.runtime import ToolRuntime, request_caller
 from todo_mcp.mcp.server import build_mcp_server, rejected_call
 from todo_mcp.oauth.provider import ActiveGrants, Provider, oauth_upkeep
 from todo_mcp.oauth.routes import oauth_routes, protected_resource_metadata_url
+from todo_mcp.readiness import readiness
 from todo_mcp.request_ids import RequestIds
 from todo_mcp.services.dates import SYSTEM_CLOCK, Clock
 from todo_mcp.services.errors import DomainError, Unauthenticated
@@ -229,12 +230,7 @@ def build_http_app(
         return JSONResponse({"status": "ok"})
 
     async def ready(_: Request) -> Response:
-        try:
-            await db.ping()
-        except DomainError as err:
-            log.warning("readiness check failed: %s", err.__cause__ or err)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ready", "database": "ok"})
+        return await readiness(db)
 
     active_grants: ActiveGrants | None = None
     provider: Provider | None = None
