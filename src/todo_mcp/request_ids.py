@@ -6,8 +6,8 @@ from a client's report (or the proxy's access log) straight to the lines that ex
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,12 +25,14 @@ current_request_id: ContextVar[str | None] = ContextVar("current_request_id", de
 
 
 def new_request_id() -> str:
-    return secrets.token_hex(8)
+    # An id to find log lines by, not a secret (a client may choose its own): the process's
+    # random generator, reseeded in every forked worker, costs no system call per request.
+    return f"{random.getrandbits(64):016x}"
 
 
 def error_id() -> str:
     """The id to quote for a failure: the request's, or a new one outside any request."""
-    return current_request_id.get() or secrets.token_hex(6)
+    return current_request_id.get() or f"{random.getrandbits(48):012x}"
 
 
 class RequestIds:
@@ -43,8 +45,14 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((value for name, value in scope["headers"] if name == HEADER), None)
-        request_id = given.decode() if given is not None and _USABLE.fullmatch(given) else new_request_id()
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == HEADER:
+                if _USABLE.fullmatch(value):
+                    request_id = value.decode()
+                break
+        if request_id is None:
+            request_id = new_request_id()
         header = (HEADER, request_id.encode())
         # For the handler of unexpected errors, which Starlette runs outside every middleware.
         scope[SCOPE_KEY] = request_id
