@@ -565,10 +565,10 @@ async def test_a_postgresql_connection_killed_inside_a_transaction_is_discarded(
     assert raised.value.__cause__ is not None
 
 
-async def test_after_a_lost_connection_the_kept_ones_are_replaced_too(postgres_url: str) -> None:
-    """A server restart or failover ends every connection at once. The call that finds out gets
-    `DatabaseUnavailable`; the connections kept for later calls are dropped with it, so the
-    next call gets a new connection instead of the next dead one."""
+async def test_after_a_restart_no_call_gets_a_503_for_a_kept_connection(postgres_url: str) -> None:
+    """A server restart or failover ends every connection at once, and the server says so to
+    each as it goes: the connections kept for later calls are replaced before they are lent,
+    so once the database is back no call fails for having been handed a dead one."""
     db = Database.from_settings(make_settings(postgres_url, database_pool_size=3))
     try:
         with anyio.fail_after(DEADLINE_SECONDS * 3):
@@ -576,31 +576,55 @@ async def test_after_a_lost_connection_the_kept_ones_are_replaced_too(postgres_u
             assert len(set(pids)) == 3
             for pid in pids:
                 await terminate_backend(db, pid)
-            with pytest.raises(DatabaseUnavailable):
-                async with db.connect() as conn:
-                    await conn.fetch("SELECT 1")
-            async with db.connect() as conn:
-                assert await scalar(conn, "SELECT pg_backend_pid()") not in pids
+            new_pids = await borrow_at_once(db, 3, "SELECT pg_backend_pid()")
     finally:
         await db.dispose()
 
+    assert not set(new_pids) & set(pids)
 
-async def test_an_orm_session_that_finds_its_connection_lost_drops_the_kept_ones(postgres_url: str) -> None:
-    """The same after a restart when an ORM session (log-in, sign-up) is the first to find out:
-    the next task tool call gets a new connection."""
+
+async def test_a_connection_lost_in_use_is_a_503_and_the_kept_ones_are_replaced(postgres_url: str) -> None:
+    """The call whose connection ends under it gets `DatabaseUnavailable`; those kept for later
+    calls, ended with it, are not lent again."""
+    db = Database.from_settings(make_settings(postgres_url, database_pool_size=3))
+    try:
+        with anyio.fail_after(DEADLINE_SECONDS * 3):
+            pids = await borrow_at_once(db, 3, "SELECT pg_backend_pid()")
+
+            async def query_after_the_kill() -> None:
+                async with db.connect() as conn:
+                    for pid in set(pids):
+                        await terminate_backend(db, pid)
+                    await conn.fetch("SELECT 1")
+
+            with pytest.raises(DatabaseUnavailable):
+                await query_after_the_kill()
+            new_pids = await borrow_at_once(db, 3, "SELECT pg_backend_pid()")
+    finally:
+        await db.dispose()
+
+    assert not set(new_pids) & set(pids)
+
+
+async def test_an_orm_session_after_a_restart_gets_a_new_connection(postgres_url: str) -> None:
+    """The same when an ORM session (log-in, sign-up) is the first to run after a restart: the
+    connection the lender gives back for it is dead too, and the pool reconnects it rather than
+    failing the session."""
     db = Database.from_settings(make_settings(postgres_url, database_pool_size=3))
     try:
         with anyio.fail_after(DEADLINE_SECONDS * 3):
             pids = await borrow_at_once(db, 3, "SELECT pg_backend_pid()")
             for pid in set(pids):
                 await terminate_backend(db, pid)
-            with pytest.raises(DatabaseUnavailable):
-                async with db.transaction() as session:  # a connection the lender gave back: dead too
-                    await session.exec(select(1))
+            async with db.transaction() as session:
+                session_pid = (await session.exec(select(func.pg_backend_pid()))).one()
             async with db.connect() as conn:
-                assert await scalar(conn, "SELECT pg_backend_pid()") not in pids
+                connection_pid = await scalar(conn, "SELECT pg_backend_pid()")
     finally:
         await db.dispose()
+
+    assert session_pid not in pids
+    assert connection_pid not in pids
 
 
 async def test_ping_after_a_restart_says_the_database_answers_not_that_a_kept_connection_died(

@@ -104,6 +104,12 @@ class Connection(ABC):
     def in_transaction(self) -> bool:
         return self._depth > 0
 
+    @property
+    def closed(self) -> bool:
+        """True when the driver already knows the connection has ended (the server said so and
+        closed its end), so a statement sent on it would fail."""
+        return False
+
     def lost(self, exc: BaseException) -> bool:
         """True when `exc` means the connection or the server is gone (the caller should
         discard the connection and answer 503)."""
@@ -148,6 +154,10 @@ class PostgresConnection(Connection):
     def read_day(self, value: Any) -> date:
         assert isinstance(value, date)
         return value
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._driver.is_closed())
 
     def _is_connectivity_error(self, exc: BaseException) -> bool:
         return postgres_connection_lost(exc)

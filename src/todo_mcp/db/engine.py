@@ -14,7 +14,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from todo_mcp import metrics
@@ -91,6 +91,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _configure_postgres(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(_: DBAPIConnection, __: ConnectionPoolEntry, proxy: PoolProxiedConnection) -> None:
+        # A server that shuts down says so to every connection, and the driver marks them closed:
+        # one the pool still holds from before a restart is reconnected here (the pool retries
+        # on this error), instead of failing its unit of work with a 503.
+        driver = proxy.driver_connection
+        if driver is not None and driver.is_closed():
+            raise sa_exc.DisconnectionError("the server closed the connection")
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         # One connection: SQLite allows one writer, and a pool of writers queues on its
@@ -103,7 +114,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
@@ -118,6 +129,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             **(TRANSACTION_POOLER_ARGS if settings.database_transaction_pooler else {}),
         },
     )
+    _configure_postgres(engine)
+    return engine
 
 
 def _unique_statement_name() -> str:

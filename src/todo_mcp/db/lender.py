@@ -7,6 +7,8 @@ check-in about 100 µs, a sixth of a whole add_task. So the lender keeps the dri
 it has taken in an idle list of its own and hands them straight to the next borrower; a
 connection only goes back to the pool when it is broken, old, or an ORM session needs its slot.
 When one turns out to be lost, the kept ones are dropped too: a server restart ends them all.
+One that the driver already knows was closed (the server says so to every connection as it
+shuts down) is dropped before it is lent, so after a restart no call gets a 503 for it.
 
 Capacity: every borrower (lean or ORM) holds one of `capacity` slots of a fair gate, and
 connections taken from the pool = borrowers holding one + idle ones <= capacity. An ORM
@@ -244,6 +246,11 @@ class ConnectionLender:
     async def _take(self) -> _Taken:
         while self._idle:
             taken = self._idle.pop()
+            if taken.connection.closed:
+                # The server ended it while it was kept (a restart or failover says so to every
+                # connection): no caller need get the 503 of finding out.
+                await self._give_back(taken, ConnectionError("the server closed the connection"))
+                continue
             if self._recycle_seconds is None or time.monotonic() - taken.taken_at < self._recycle_seconds:
                 return taken
             # Old enough that the pool should reconnect it (pool_recycle): let it decide.
