@@ -11,11 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.asgi import running
 from tests.conftest import UserFactory, make_settings
 from tests.transports.processes import issue_token, run_cli, server_env, spawn_command, stop, wait_healthy
+from todo_mcp import metrics
 from todo_mcp.api.app import build_api_app
 from todo_mcp.db.engine import Database
 from todo_mcp.mcp.http_app import build_http_app
@@ -133,6 +137,59 @@ async def test_with_tokens_metrics_need_metrics_token_and_are_off_without_one(
     assert "todo_mcp_tool_calls" not in missing.text
     assert good.status_code == 200
     assert "todo_mcp_build_info" in good.text
+
+
+# Durations around every bucket bound (a call of exactly a bound's length is counted in it).
+DURATIONS = st.one_of(
+    st.sampled_from(metrics.BUCKETS),
+    st.floats(min_value=0, max_value=60, allow_nan=False),
+)
+CALLS = st.lists(
+    st.tuples(st.sampled_from(["add_task", "list_tasks"]), st.sampled_from(["ok", 400, 404, 503]), DURATIONS),
+    max_size=40,
+)
+
+
+@given(calls=CALLS)
+def test_the_tally_gives_the_samples_prometheus_clients_own_metrics_would(
+    calls: list[tuple[str, str | int, float]],
+) -> None:
+    """One process's tool calls are counted in plain Python (`ToolCallTally`), for speed; a
+    scrape must read exactly what prometheus-client's Counter and Histogram make of the same
+    calls (what `--workers` uses), bucket bounds and label spellings included."""
+    tallied = CollectorRegistry()
+    tally = metrics.ToolCallTally()
+    tallied.register(tally)
+    reference = CollectorRegistry()
+    counter = Counter(
+        metrics.TOOL_CALLS_NAME, metrics.TOOL_CALLS_HELP, ["tool", "outcome"], registry=reference
+    )
+    histogram = Histogram(
+        metrics.TOOL_SECONDS_NAME,
+        metrics.TOOL_SECONDS_HELP,
+        ["tool"],
+        buckets=metrics.BUCKETS,
+        registry=reference,
+    )
+    for tool, outcome, seconds in calls:
+        tally.record(tool, outcome, seconds)
+        counter.labels(tool, str(outcome)).inc()
+        histogram.labels(tool).observe(seconds)
+
+    def without_created(registry: CollectorRegistry) -> Samples:
+        scraped = samples(generate_latest(registry).decode())
+        return {key: number for key, number in scraped.items() if not key[0].endswith("_created")}
+
+    expected = without_created(reference)
+    got = without_created(tallied)
+    assert got.keys() == expected.keys()
+    for key, number in expected.items():
+        assert got[key] == pytest.approx(number, rel=1e-12), key
+    created = samples(generate_latest(tallied).decode())
+    assert {key for key in created if key[0] == "todo_mcp_tool_calls_created"} == {
+        ("todo_mcp_tool_calls_created", frozenset({("tool", tool), ("outcome", str(outcome))}))
+        for tool, outcome, _ in calls
+    }
 
 
 @pytest.mark.slow
