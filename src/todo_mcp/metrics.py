@@ -5,9 +5,9 @@ the connection pool's use, and the build. With `serve --workers N` every worker 
 values to files in `PROMETHEUS_MULTIPROC_DIR` (prometheus-client's multiprocess mode, which
 the command line sets up) and a scrape of any worker reads them all.
 
-Cheap on the hot path: a tool call is counted in plain Python (`ToolCallTally`) except under
-`--workers`, where it touches one counter and one histogram whose labelled children are looked
-up once and kept; the pool is sampled once a second, not on every borrow.
+Cheap on the hot path: a tool call is counted in plain Python (`ToolCallTally`; under
+`--workers` written to the shared files in batches), and the pool is sampled once a second, not
+on every borrow.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ class ToolCallTally(Collector):
 
     The same series as a prometheus-client Counter and Histogram would give, for a fraction of
     their cost on every call: their labelled children take a lock per increment and the
-    histogram finds its bucket in a Python loop; here a call is two dict lookups, a bisect and
-    three additions, all on the event loop's thread. Under `--workers` the values must be in
-    prometheus-client's shared files instead, so the multiprocess mode uses its metrics.
+    histogram finds its bucket in a Python loop (under `--workers`, each increment is also a
+    write to a shared file); here a call is two dict lookups, a bisect and three additions, all
+    on the event loop's thread.
     """
 
     def __init__(self) -> None:
@@ -119,34 +119,73 @@ class ToolCallTally(Collector):
         yield durations
 
 
-def _shared_tool_call_metrics() -> Callable[[str, str | int, float], None]:
-    """`tool_call` on prometheus-client's metrics, whose values are in the shared files."""
-    counter = Counter(TOOL_CALLS_NAME, TOOL_CALLS_HELP, ["tool", "outcome"])
-    histogram = Histogram(TOOL_SECONDS_NAME, TOOL_SECONDS_HELP, ["tool"], buckets=BUCKETS)
-    children: dict[tuple[str, str | int], tuple[Callable[[], None], Callable[[float], None]]] = {}
-
-    def tool_call(tool: str, outcome: str | int, seconds: float) -> None:
-        found = children.get((tool, outcome))
-        if found is None:
-            found = children[(tool, outcome)] = (
-                counter.labels(tool, str(outcome)).inc,
-                histogram.labels(tool).observe,
-            )
-        count, observe = found
-        count()
-        observe(seconds)
-
-    return tool_call
+# How long, at most, a worker's tool calls wait before they are written to the shared files
+# while calls keep coming; once they stop, the pool sampler writes the rest within a second.
+PUBLISH_SECONDS = 0.05
 
 
-def _tallied_tool_calls() -> Callable[[str, str | int, float], None]:
+class SharedToolCallTally(ToolCallTally):
+    """Under `--workers`: the calls tallied as in one process, and what was added since written
+    to prometheus-client's Counter and Histogram (whose values are in the files every worker's
+    scrape reads) at most every `PUBLISH_SECONDS`, once a second by the pool sampler, before this
+    worker answers a scrape and when it stops. A scrape may miss another worker's last second of
+    calls, and a worker killed with SIGKILL loses at most that much."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counter = Counter(TOOL_CALLS_NAME, TOOL_CALLS_HELP, ["tool", "outcome"])
+        self._histogram = Histogram(TOOL_SECONDS_NAME, TOOL_SECONDS_HELP, ["tool"], buckets=BUCKETS)
+        self._next_publish = 0.0
+        self._counters: dict[tuple[str, str | int], Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
+
+    def record(self, tool: str, outcome: str | int, seconds: float) -> None:
+        super().record(tool, outcome, seconds)
+        if time.monotonic() >= self._next_publish:
+            self.publish()
+
+    def publish(self) -> None:
+        self._next_publish = time.monotonic() + PUBLISH_SECONDS
+        calls, self._calls = self._calls, {}
+        durations, self._durations = self._durations, {}
+        for key, (count, _) in calls.items():
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self._counter.labels(key[0], str(key[1]))
+            counter.inc(count)
+        for tool, counts in durations.items():
+            child = self._histograms.get(tool)
+            if child is None:
+                child = self._histograms[tool] = self._histogram.labels(tool)
+            # Histogram.observe adds one observation; a batch goes into the values it keeps
+            # (a per-bound count and the sum: prometheus-client's own layout, which
+            # tests/unit/test_metrics.py holds to observe's results).
+            for bucket, count in zip(child._buckets, counts[:-1], strict=True):
+                if count:
+                    bucket.inc(count)
+            child._sum.inc(counts[-1])
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(())  # the shared files hold the values
+
+
+def _tally() -> ToolCallTally:
+    if MULTIPROCESS:
+        return SharedToolCallTally()
     tally = ToolCallTally()
     REGISTRY.register(tally)
-    return tally.record
+    return tally
 
 
+TOOL_CALLS = _tally()
 # Called once per tool call, with the call's tool, outcome and duration in seconds.
-tool_call = _shared_tool_call_metrics() if MULTIPROCESS else _tallied_tool_calls()
+tool_call = TOOL_CALLS.record
+
+
+def publish_tool_calls() -> None:
+    """Write the tool calls tallied so far to the shared files (`--workers` only)."""
+    if isinstance(TOOL_CALLS, SharedToolCallTally):
+        TOOL_CALLS.publish()
 
 
 def http_request(method: str, route: str, status: int, seconds: float) -> None:
@@ -185,6 +224,7 @@ def _alive(pid: int) -> bool:
 def exposition() -> tuple[bytes, str]:
     """The scrape's body and content type: this process's values, or every worker's."""
     if MULTIPROCESS:
+        publish_tool_calls()
         forget_dead_workers(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -197,11 +237,13 @@ SAMPLE_SECONDS = 1.0
 
 @asynccontextmanager
 async def sampling_pool(usage: Callable[[], tuple[int, int]]) -> AsyncIterator[None]:
-    """Sample the pool's use once a second for as long as an app runs."""
+    """Sample the pool's use once a second for as long as an app runs (and, under `--workers`,
+    write the tool calls tallied since the last batch)."""
 
     async def sample() -> None:
         while True:
             sample_pool(*usage())
+            publish_tool_calls()
             await asyncio.sleep(SAMPLE_SECONDS)
 
     task = asyncio.create_task(sample())
@@ -209,6 +251,7 @@ async def sampling_pool(usage: Callable[[], tuple[int, int]]) -> AsyncIterator[N
         yield
     finally:
         task.cancel()
+        publish_tool_calls()
 
 
 def endpoint(settings: Settings) -> Callable[[Request], Awaitable[Response]]:

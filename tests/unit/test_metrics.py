@@ -4,9 +4,11 @@ In process on both apps; `serve --workers 2` for the multiprocess mode."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -213,6 +215,8 @@ def test_with_two_workers_a_scrape_of_either_counts_the_calls_of_both(
                     http.post("/tools/add_task", json={"user_id": "ada", "title": f"t{number}"}).status_code
                     == 200
                 )
+        # Each worker writes its calls to the shared files within the pool sampler's second.
+        time.sleep(metrics.SAMPLE_SECONDS + 0.5)
         totals = set()
         for _ in range(6):
             with httpx.Client(base_url=server.base_url) as http:
@@ -221,6 +225,70 @@ def test_with_two_workers_a_scrape_of_either_counts_the_calls_of_both(
     finally:
         stop(server)
     assert totals == {calls}, server.log()
+
+
+# Run in a process of its own with PROMETHEUS_MULTIPROC_DIR set: the calls on stdin go through
+# the module's tally (argv[1] == "tally") or straight into prometheus-client's own metrics.
+SHARED_FILES_RUN = """
+import json, sys
+from prometheus_client import Counter, Histogram
+from todo_mcp import metrics
+calls = json.load(sys.stdin)
+if sys.argv[1] == "tally":
+    for tool, outcome, seconds in calls:
+        metrics.tool_call(tool, outcome, seconds)
+    metrics.publish_tool_calls()
+else:
+    counter = Counter("direct_calls", "", ["tool", "outcome"])
+    histogram = Histogram("direct_seconds", "", ["tool"], buckets=metrics.BUCKETS)
+    for tool, outcome, seconds in calls:
+        counter.labels(tool, str(outcome)).inc()
+        histogram.labels(tool).observe(seconds)
+print(metrics.exposition()[0].decode())
+"""
+
+
+def test_under_workers_the_batches_written_read_as_prometheus_clients_own_metrics(tmp_path: Path) -> None:
+    """Under `--workers` the tallied calls go into prometheus-client's shared files in batches,
+    through the values its Histogram keeps: a scrape must read what observing each call would
+    have written (the layout is the library's, so a new release that changes it fails here)."""
+    calls = [["add_task", "ok", bound] for bound in metrics.BUCKETS] + [
+        ["add_task", 400, 0.0004],
+        ["list_tasks", "ok", 0.0031],
+        ["add_task", "ok", 45.0],
+    ] * 3
+
+    def scraped(mode: str) -> Samples:
+        directory = tmp_path / mode
+        directory.mkdir()
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+        done = subprocess.run(
+            [sys.executable, "-c", SHARED_FILES_RUN, mode],
+            input=json.dumps(calls),
+            env=env,
+            check=True,
+            timeout=60,
+            capture_output=True,
+            text=True,
+        )
+        return samples(done.stdout)
+
+    tallied, direct = scraped("tally"), scraped("direct")
+    renamed = {
+        (
+            name.replace("direct_calls", "todo_mcp_tool_calls").replace(
+                "direct_seconds", "todo_mcp_tool_call_seconds"
+            ),
+            labels,
+        ): number
+        for (name, labels), number in direct.items()
+        if name.startswith("direct_")
+    }
+    ours = {key: number for key, number in tallied.items() if key[0].startswith("todo_mcp_tool_call")}
+    assert ours.keys() == renamed.keys()
+    for key, number in renamed.items():
+        assert ours[key] == pytest.approx(number, rel=1e-12), key
+    assert value(ours, "todo_mcp_tool_call_seconds_count", tool="add_task") == len(metrics.BUCKETS) + 6
 
 
 def test_a_dead_workers_pool_gauges_are_not_added_to_the_live_ones(tmp_path: Path) -> None:
