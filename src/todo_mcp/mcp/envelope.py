@@ -155,9 +155,10 @@ def task_list_data(page: TaskPage) -> dict[str, Any]:
 
 def _result(envelope: dict[str, Any], *, is_error: bool) -> CallToolResult:
     # Datetimes become ISO-8601 text ("...Z"), exactly as the models would serialise them.
-    structured: dict[str, Any] = pydantic_core.to_jsonable_python(envelope)
+    text = pydantic_core.to_json(envelope)
+    structured: dict[str, Any] = pydantic_core.from_json(text)
     return CallToolResult(
-        content=[TextContent(type="text", text=pydantic_core.to_json(structured).decode())],
+        content=[TextContent(type="text", text=text.decode())],
         structured_content=structured,
         is_error=is_error,
     )
