@@ -12,11 +12,11 @@ sees nothing but committed rows.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -98,33 +98,34 @@ async def terminate_backend(db: Database, pid: int) -> None:
     A backend leaves `pg_stat_activity` before it exits and closes its socket; in between, the
     driver holds the server's "terminating connection" error but not yet the end of the stream,
     which no client can tell from an idle connection. A real restart takes far longer than that
-    gap, so the tests wait it out: the servers they use run on this machine, so the process
-    itself can be watched.
+    gap, so the tests wait it out, watching the process itself when the server runs here.
     """
     outsider = await asyncpg.connect(plain_postgres_url(db), timeout=DEADLINE_SECONDS)
     try:
         assert await outsider.fetchval("SELECT pg_terminate_backend($1)", pid) is True
+        for _ in range(DEADLINE_SECONDS * 100):
+            listed = await outsider.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+            if not listed and not local_server_process_running(pid):
+                break
+            await anyio.sleep(0.01)
+        else:
+            pytest.fail(f"backend {pid} outlived pg_terminate_backend")
     finally:
         await outsider.close()
-    for _ in range(DEADLINE_SECONDS * 100):
-        if not process_exists(pid):
-            break
-        await anyio.sleep(0.01)
-    else:
-        pytest.fail(f"backend {pid} outlived pg_terminate_backend")
     # Its socket closed with it; a few turns of the event loop let the driver read the end.
     for _ in range(3):
         await anyio.sleep(0.01)
 
 
-def process_exists(pid: int) -> bool:
+def local_server_process_running(pid: int) -> bool:
+    """Whether `pid` is a PostgreSQL process of this machine that has not exited (a zombie has:
+    its sockets are closed). False where /proc cannot tell, as for a server elsewhere."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:  # it exists, owned by another user (the server's)
-        return True
-    return True
+    name, _, rest = stat.partition("(")[2].rpartition(")")
+    return name == "postgres" and rest.split()[0] != "Z"
 
 
 async def borrow_at_once(db: Database, count: int, sql: str = "SELECT 1") -> list[Any]:
